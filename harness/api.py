@@ -1,0 +1,417 @@
+"""The public method API: everything `methods/` (and third-party plugins) may import.
+
+A method is one function ``fn(ctx: MethodContext, *, param=default, ...) -> TransferPlan``
+registered with ``@register_method("name")``. Its keyword-only parameters, their annotations and
+defaults are its typed, documented parameters (one ``name: help`` line per parameter under a
+``Parameters:`` heading in the docstring). The first docstring line is its description.
+"""
+from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.registry import methods as method_registry
+from harness.vocab import OverlapOptions, find_overlap  # noqa: F401  (re-exported)
+
+if typing.TYPE_CHECKING:  # heavy imports only for type checkers
+    import torch
+
+
+# --------------------------------------------------------------------------------------------
+# Context
+# --------------------------------------------------------------------------------------------
+class MissingResourceError(RuntimeError):
+    """A method asked for a resource this run cannot provide."""
+
+
+@dataclass
+class MethodContext:
+    """What a method receives.
+
+    ``source_embeddings`` is E_s (n_source x d) and ``source_bias`` the MLM decoder bias
+    (n_source,). Resources that are expensive to build are provided lazily, on first call,
+    by the runner: ``bridge_vectors()`` -> (target_vecs, source_vecs) of shape (n, d_bridge),
+    L2-normalised; ``target_text()`` -> list of target-language texts; ``static_vectors(side)``
+    -> a token-level or word-level vector provider for ``side`` in {"source", "target"};
+    ``dictionary()`` -> list of (source_word, target_word) pairs.
+    """
+
+    source_tokenizer: Any
+    target_tokenizer: Any
+    source_embeddings: "torch.Tensor"
+    source_bias: "torch.Tensor | None" = None
+    lang: str = ""
+    seed: int = 0
+    device: str = "cpu"
+    resources: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def resource(self, name: str, *args: Any) -> Any:
+        key = (name, args)
+        if key not in self._cache:
+            if name not in self.resources:
+                have = ", ".join(sorted(self.resources)) or "none"
+                raise MissingResourceError(f"this run provides no '{name}' resource (available: {have})")
+            self._cache[key] = self.resources[name](*args)
+        return self._cache[key]
+
+    def bridge_vectors(self) -> tuple["torch.Tensor", "torch.Tensor"]:
+        return self.resource("bridge_vectors")
+
+    def target_text(self) -> list[str]:
+        return self.resource("target_text")
+
+    def static_vectors(self, side: str) -> Any:
+        return self.resource("static_vectors", side)
+
+    def dictionary(self) -> list[tuple[str, str]]:
+        return self.resource("dictionary")
+
+    @property
+    def n_source(self) -> int:
+        return int(self.source_embeddings.shape[0])
+
+    @property
+    def n_target(self) -> int:
+        return len(self.target_tokenizer)
+
+    def generator(self, offset: int = 0) -> "torch.Generator":
+        import torch
+
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + offset)
+
+
+# --------------------------------------------------------------------------------------------
+# Plan
+# --------------------------------------------------------------------------------------------
+COPIED, MIXED, EXPLICIT = "copied", "mixed", "explicit"
+
+
+@dataclass
+class TransferPlan:
+    """How to build every vocabulary-indexed tensor of the target model.
+
+    ``mixing`` is a torch sparse CSR tensor (n_target x n_source): row t holds the source rows
+    (and weights) that make target token t. ``explicit_ids`` lists target tokens initialised
+    directly by ``explicit_rows`` (k x d) with decoder bias ``explicit_bias`` (k,); their
+    mixing rows are empty. Every target token is covered exactly once.
+    """
+
+    mixing: "torch.Tensor"
+    explicit_ids: "torch.Tensor"
+    explicit_rows: "torch.Tensor"
+    explicit_bias: "torch.Tensor"
+    kinds: np.ndarray  # per target token: 0 copied, 1 mixed, 2 explicit
+    convex: bool = True  # mixing rows are non-negative and sum to one
+    info: dict[str, Any] = field(default_factory=dict)
+
+    KIND_NAMES = (COPIED, MIXED, EXPLICIT)
+
+    @property
+    def n_target(self) -> int:
+        return int(self.mixing.shape[0])
+
+    @property
+    def n_source(self) -> int:
+        return int(self.mixing.shape[1])
+
+    def diagnostics(self) -> dict[str, Any]:
+        crow = self.mixing.crow_indices()
+        support = (crow[1:] - crow[:-1]).numpy()
+        mixed = self.kinds == 1
+        counts = {name: int((self.kinds == i).sum()) for i, name in enumerate(self.KIND_NAMES)}
+        return {
+            "n_target": self.n_target,
+            "n_source": self.n_source,
+            **counts,
+            "mean_support_mixed": float(support[mixed].mean()) if mixed.any() else 0.0,
+            "max_support": int(support.max()) if len(support) else 0,
+            **self.info,
+        }
+
+    def sources_of(self, target_id: int) -> list[tuple[int, float]]:
+        """(source id, weight) pairs making ``target_id``, heaviest first."""
+        crow, col, val = self.mixing.crow_indices(), self.mixing.col_indices(), self.mixing.values()
+        lo, hi = int(crow[target_id]), int(crow[target_id + 1])
+        pairs = [(int(c), float(v)) for c, v in zip(col[lo:hi], val[lo:hi])]
+        return sorted(pairs, key=lambda p: (-p[1], p[0]))
+
+    def validate(self, d: int | None = None, atol: float = 1e-4) -> list[str]:
+        """Problems with this plan (empty list = valid)."""
+        import torch
+
+        problems = []
+        n_t = self.n_target
+        crow = self.mixing.crow_indices()
+        has_row = (crow[1:] - crow[:-1]) > 0
+        explicit = torch.zeros(n_t, dtype=torch.bool)
+        if len(self.explicit_ids):
+            if int(self.explicit_ids.max()) >= n_t or int(self.explicit_ids.min()) < 0:
+                problems.append("explicit_ids out of range")
+                return problems
+            explicit[self.explicit_ids] = True
+        if len(torch.unique(self.explicit_ids)) != len(self.explicit_ids):
+            problems.append("explicit_ids contains duplicates")
+        if bool((has_row & explicit).any()):
+            problems.append(f"{int((has_row & explicit).sum())} tokens have both a mixing row and an explicit row")
+        if bool((~has_row & ~explicit).any()):
+            problems.append(f"{int((~has_row & ~explicit).sum())} tokens have neither a mixing row nor an explicit row")
+        if len(self.kinds) != n_t:
+            problems.append(f"kinds has {len(self.kinds)} entries for {n_t} target tokens")
+        values = self.mixing.values()
+        if not bool(torch.isfinite(values).all()):
+            problems.append("mixing weights are not all finite")
+        if not bool(torch.isfinite(self.explicit_rows).all()) or not bool(torch.isfinite(self.explicit_bias).all()):
+            problems.append("explicit rows or biases are not all finite")
+        if self.explicit_rows.shape[0] != len(self.explicit_ids) or self.explicit_bias.shape[0] != len(self.explicit_ids):
+            problems.append("explicit_rows / explicit_bias do not match explicit_ids")
+        if d is not None and len(self.explicit_ids) and self.explicit_rows.shape[1] != d:
+            problems.append(f"explicit rows have dim {self.explicit_rows.shape[1]}, model has {d}")
+        if self.convex and values.numel():
+            sums = torch.zeros(n_t, dtype=values.dtype).index_add_(0, _row_ids(crow), values)
+            if bool((values < -atol).any()):
+                problems.append("a convex plan has negative weights")
+            bad = has_row & ((sums - 1).abs() > atol)
+            if bool(bad.any()):
+                problems.append(f"{int(bad.sum())} mixing rows do not sum to 1")
+        return problems
+
+
+def _row_ids(crow: "torch.Tensor") -> "torch.Tensor":
+    import torch
+
+    return torch.repeat_interleave(torch.arange(len(crow) - 1), crow[1:] - crow[:-1])
+
+
+def build_plan(
+    n_target: int,
+    n_source: int,
+    rows: dict[int, tuple[list[int], list[float]]] | None = None,
+    *,
+    mixed_csr: "torch.Tensor | None" = None,
+    copied: dict[int, int] | None = None,
+    explicit: dict[int, tuple["torch.Tensor", float]] | None = None,
+    convex: bool = True,
+    info: dict[str, Any] | None = None,
+) -> TransferPlan:
+    """Assemble a plan from its parts.
+
+    ``copied`` maps target id -> source id (a one-hot row). ``mixed_csr`` is a sparse CSR
+    (n_target x n_source) whose non-empty rows are mixed tokens (rows of copied/explicit tokens
+    must be empty there). ``rows`` gives mixed rows as (source ids, weights) lists instead.
+    ``explicit`` maps target id -> (vector, bias).
+    """
+    import torch
+
+    copied = copied or {}
+    explicit = explicit or {}
+    kinds = np.full(n_target, -1, dtype=np.int8)
+    coo_r, coo_c, coo_v = [], [], []
+    for t, s in copied.items():
+        coo_r.append(t), coo_c.append(s), coo_v.append(1.0)
+        kinds[t] = 0
+    for t, (cols, weights) in (rows or {}).items():
+        coo_r.extend([t] * len(cols)), coo_c.extend(cols), coo_v.extend(weights)
+        kinds[t] = 1
+    r = torch.tensor(coo_r, dtype=torch.long)
+    c = torch.tensor(coo_c, dtype=torch.long)
+    v = torch.tensor(coo_v, dtype=torch.float32)
+    if mixed_csr is not None:
+        m = mixed_csr.to_sparse_coo().coalesce()
+        mr, mc = m.indices()
+        mixed_rows = torch.unique(mr).numpy()
+        if (kinds[mixed_rows] != -1).any():
+            raise ValueError("mixed_csr has rows for copied tokens")
+        kinds[mixed_rows] = 1
+        r, c, v = torch.cat([r, mr]), torch.cat([c, mc]), torch.cat([v, m.values().float()])
+    mixing = torch.sparse_coo_tensor(torch.stack([r, c]), v, (n_target, n_source)).coalesce().to_sparse_csr()
+    ids = sorted(explicit)
+    kinds[ids] = 2
+    if explicit:
+        explicit_rows = torch.stack([explicit[t][0].float() for t in ids])
+        explicit_bias = torch.tensor([float(explicit[t][1]) for t in ids], dtype=torch.float32)
+    else:
+        explicit_rows = torch.zeros(0, 0)
+        explicit_bias = torch.zeros(0)
+    return TransferPlan(
+        mixing=mixing,
+        explicit_ids=torch.tensor(ids, dtype=torch.long),
+        explicit_rows=explicit_rows,
+        explicit_bias=explicit_bias,
+        kinds=kinds,
+        convex=convex,
+        info=dict(info or {}),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers shared by methods
+# --------------------------------------------------------------------------------------------
+def overlap_pairs(ctx: MethodContext, match_symbols: bool = True, exact_match_all: bool = True,
+                  fuzzy_match_all: bool = True) -> dict[int, int]:
+    """Target id -> source id of overlapping tokens (cached per option set on the context)."""
+    options = OverlapOptions(match_symbols, exact_match_all, fuzzy_match_all)
+    key = ("overlap", options)
+    if key not in ctx._cache:
+        ctx._cache[key] = find_overlap(ctx.source_tokenizer, ctx.target_tokenizer, options)
+    return ctx._cache[key].pairs
+
+
+def random_rows(ctx: MethodContext, n: int, *, std_scale: float = 1.0, offset: int = 0) -> "torch.Tensor":
+    """``n`` rows drawn from N(mean, std) of the source embeddings per dimension, seeded by ctx.seed."""
+    import torch
+
+    e = ctx.source_embeddings.float()
+    noise = torch.randn(n, e.shape[1], generator=ctx.generator(offset))
+    return e.mean(0) + noise * e.std(0) * std_scale
+
+
+def mean_bias(ctx: MethodContext) -> float:
+    return float(ctx.source_bias.float().mean()) if ctx.source_bias is not None else 0.0
+
+
+def copy_and_random(ctx: MethodContext, copied: dict[int, int], *, std_scale: float = 1.0) -> TransferPlan:
+    """Plan copying ``copied`` tokens and drawing every other row at random (mean decoder bias:
+    a random bias would add noise to every score)."""
+    rest = [t for t in range(ctx.n_target) if t not in copied]
+    rows = random_rows(ctx, len(rest), std_scale=std_scale)
+    bias = mean_bias(ctx)
+    explicit = {t: (rows[i], bias) for i, t in enumerate(rest)}
+    return build_plan(ctx.n_target, ctx.n_source, copied=copied, explicit=explicit)
+
+
+# --------------------------------------------------------------------------------------------
+# Methods: specs and registration
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+
+    def coerce(self, value: Any) -> Any:
+        """Check ``value`` against this parameter's type (ints widen to floats)."""
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"parameter '{self.name}' must be one of {list(self.choices)}, got {value!r}")
+        if value is None and self.default is None:
+            return None
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if self.type is bool and not isinstance(value, bool):
+            raise ValueError(f"parameter '{self.name}' must be true or false, got {value!r}")
+        if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
+            raise ValueError(f"parameter '{self.name}' must be {self.type.__name__}, got {value!r}")
+        return value
+
+
+@dataclass
+class MethodSpec:
+    """A registered initialization method: the function plus its typed parameters."""
+
+    name: str
+    fn: Callable[..., TransferPlan]
+    description: str
+    params: tuple[Param, ...]
+
+    def resolve_params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults updated by ``overrides``; unknown names and wrong types raise ValueError."""
+        import difflib
+
+        by_name = {p.name: p for p in self.params}
+        resolved = {p.name: p.default for p in self.params}
+        for key, value in (overrides or {}).items():
+            if key not in by_name:
+                close = difflib.get_close_matches(key, by_name, n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise ValueError(
+                    f"method '{self.name}' has no parameter '{key}': {hint}parameters: {', '.join(by_name) or 'none'}"
+                )
+            resolved[key] = by_name[key].coerce(value)
+        return resolved
+
+    def __call__(self, ctx: MethodContext, **params: Any) -> TransferPlan:
+        plan = self.fn(ctx, **self.resolve_params(params))
+        plan.info.setdefault("method", self.name)
+        return plan
+
+
+def _param_docs(doc: str) -> dict[str, str]:
+    """``name: text`` lines (indented continuations appended) under a ``Parameters:`` heading."""
+    docs: dict[str, str] = {}
+    lines = inspect.cleandoc(doc or "").splitlines()
+    heading = next((i for i, line in enumerate(lines) if line.strip().lower() == "parameters:"), None)
+    if heading is None:
+        return docs
+    indent, last = None, None
+    for line in lines[heading + 1 :]:
+        depth = len(line) - len(line.lstrip())
+        name, sep, text = line.strip().partition(":")
+        if sep and name.isidentifier() and (indent is None or depth == indent):
+            indent, last = depth, name
+            docs[name] = text.strip()
+        elif last and line.strip() and depth > (indent or 0):
+            docs[last] += " " + line.strip()
+    return docs
+
+
+def method_spec(name: str, fn: Callable[..., TransferPlan]) -> MethodSpec:
+    """Build a spec from a function's keyword-only parameters and docstring."""
+    doc = inspect.getdoc(fn) or ""
+    hints = typing.get_type_hints(fn)
+    docs = _param_docs(doc)
+    params = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is not inspect.Parameter.KEYWORD_ONLY:
+            continue
+        if p.default is inspect.Parameter.empty:
+            raise TypeError(f"method '{name}': parameter '{p.name}' needs a default")
+        hint = hints.get(p.name, type(p.default))
+        choices = None
+        if typing.get_origin(hint) is typing.Literal:
+            choices = typing.get_args(hint)
+            hint = type(choices[0])
+        elif typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        params.append(Param(p.name, hint, p.default, docs.get(p.name, ""), choices))
+    return MethodSpec(name, fn, doc.splitlines()[0] if doc else "", tuple(params))
+
+
+def register_method(name: str) -> Callable[[Callable[..., TransferPlan]], Callable[..., TransferPlan]]:
+    """Decorator registering an initialization method under ``name``."""
+
+    def decorator(fn: Callable[..., TransferPlan]) -> Callable[..., TransferPlan]:
+        method_registry.add(name, method_spec(name, fn))
+        return fn
+
+    return decorator
+
+
+def get_method(name: str) -> MethodSpec:
+    obj = method_registry.get(name)
+    if isinstance(obj, MethodSpec):
+        return obj
+    if callable(obj):  # a plugin entry point naming a plain function
+        spec = method_spec(name, obj)
+        method_registry.entry(name).target = spec
+        return spec
+    raise TypeError(f"method '{name}' is registered as {obj!r}, not a function")
+
+
+def _declare_builtin_methods() -> None:
+    """Each module of the ``methods`` package is a built-in method of the same name, loaded lazily."""
+    import pkgutil
+
+    import methods as builtin_methods
+
+    for module in pkgutil.iter_modules(builtin_methods.__path__):
+        if not module.name.startswith("_"):
+            method_registry.add_lazy(module.name.replace("_", "-"), f"methods.{module.name}")
+
+
+_declare_builtin_methods()

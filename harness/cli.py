@@ -1,0 +1,106 @@
+"""The ``harness`` command line. Heavy libraries are imported inside commands so --help is instant."""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+import click
+
+from harness.util import HarnessError
+
+RUNS_DIR = "runs"
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into one 'error: ...' line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from harness.registry import UnknownNameError
+
+        try:
+            return fn(*args, **kwargs)
+        except (HarnessError, UnknownNameError) as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def echo_table(rows: list[dict[str, Any]], headers: str | list[str] = "keys") -> None:
+    from tabulate import tabulate
+
+    click.echo(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sparse-transfer-harness")
+def main() -> None:
+    """Transfer English SPLADE sparse encoders to new languages and compare initialization methods."""
+
+
+@main.command("methods")
+@user_errors
+def methods_cmd() -> None:
+    """List initialization methods with their parameters and defaults."""
+    from harness.api import get_method
+    from harness.registry import methods
+
+    rows = []
+    for entry in methods:
+        spec = get_method(entry.name)
+        params = ", ".join(f"{p.name}={p.default!r}" for p in spec.params) or "-"
+        rows.append({"method": entry.name, "origin": entry.origin, "description": spec.description,
+                     "parameters": params})
+    echo_table(rows)
+    shadowed = [(e.name, o) for e in methods for o in e.shadowed]
+    for name, origin in shadowed:
+        click.echo(f"note: {origin} also defines '{name}'; the built-in wins", err=True)
+
+
+@main.command("run")
+@click.option("--method", "method_name", required=True, help="initialization method (see `harness methods`)")
+@click.option("--lang", required=True, help="target language code, e.g. ko")
+@click.option("--profile", default="pocket", show_default=True, help="profile name or YAML path")
+@click.option("--setting", type=click.Choice(["zero-shot", "fine-tuned", "both"]), default="both", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="override a config key (repeatable); method.PARAM=VALUE sets a method parameter")
+@click.option("--force", is_flag=True, help="re-run even if an identical run is recorded")
+@user_errors
+def run_cmd(method_name: str, lang: str, profile: str, setting: str, seed: int, runs_dir: str,
+            overrides: tuple[str, ...], force: bool) -> None:
+    """Adapt the source encoder to LANG with METHOD, evaluate, and record the run."""
+    from harness.pipeline import plan_runs, execute
+
+    settings = ["zero-shot", "fine-tuned"] if setting == "both" else [setting]
+    runs = plan_runs(profile, overrides, method=method_name, lang=lang, seed=seed, settings=settings)
+    for run in runs:
+        execute(run, runs_dir=runs_dir, force=force, echo=click.echo)
+
+
+@main.command("config")
+@click.option("--profile", default="pocket", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--keys", is_flag=True, help="list every config key with its type, default and meaning")
+@user_errors
+def config_cmd(profile: str, overrides: tuple[str, ...], keys: bool) -> None:
+    """Show the resolved configuration of a profile (or all keys)."""
+    from harness.config import SCHEMA, load_config
+
+    if keys:
+        echo_table([{"key": k, "type": getattr(s.type, "__name__", str(s.type)), "default": repr(s.default),
+                     "meaning": s.help} for k, s in SCHEMA.items()])
+        return
+    config = load_config(profile, overrides)
+    echo_table([{"key": k, "value": repr(v)} for k, v in config.items()])
+
+
+def entry_point() -> None:  # pragma: no cover - console script shim
+    main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

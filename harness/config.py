@@ -1,0 +1,174 @@
+"""Configuration: a profile (configs/<name>.yaml) plus ``--set key=value`` overrides, validated.
+
+Every key is declared in ``SCHEMA`` with its type, default and meaning; a profile or override
+naming an unknown key or giving a value of the wrong type fails with the key named.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.util import HarnessError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+SETTINGS = ("zero-shot", "fine-tuned")
+GRID_KEYS = ("languages", "methods", "seeds", "settings")  # describe a sweep, not a single run
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+    nullable: bool = False
+
+
+SCHEMA: dict[str, Key] = {
+    "profile": Key(str, "pocket", "profile name"),
+    "source_model": Key(str, "pocket:splade-tiny", "English sparse encoder: hub id, directory or pocket:NAME"),
+    "bridge_model": Key(str, "pocket:me5-small", "multilingual sentence encoder embedding both vocabularies"),
+    "bridge_prefix": Key(str, None, "text put before each token for the bridge (default: the model's query prompt)", True),
+    "target_tokenizer": Key(str, "auto", "'auto' trains a WordPiece on the language's text; or a hub id / directory"),
+    "tokenizer.vocab_size": Key(int, 30000, "vocabulary size of an automatically trained target tokenizer"),
+    "tokenizer.min_frequency": Key(int, 2, "minimum pair frequency when training the target tokenizer"),
+    "tokenizer.lowercase": Key(bool, True, "lower-case text in the trained target tokenizer (the source is uncased)"),
+    "dataset": Key(str, "gnome-help-{lang}", "test collection; {lang} is replaced by the run's language"),
+    "train_dataset": Key(str, "libreoffice-help-{lang}", "fine-tuning pairs; {lang} is replaced"),
+    "languages": Key(list, ["ko", "ja", "zh", "ru"], "sweep: target languages"),
+    "methods": Key(list, ["sembridge", "focus", "wechsel", "mean", "random", "overlap"], "sweep: methods"),
+    "seeds": Key(list, [0, 1, 2], "sweep: seeds"),
+    "settings": Key(list, list(SETTINGS), "sweep: settings"),
+    "baseline_method": Key(str, "random", "method the significance tests compare against"),
+    "method_params": Key(dict, {}, "per-method parameter overrides: {method: {param: value}}"),
+    "device": Key(str, "auto", "auto, cpu or cuda"),
+    "encode.batch_size": Key(int, 32, "texts per encoder batch"),
+    "encode.query_max_length": Key(int, 256, "query token limit"),
+    "encode.doc_max_length": Key(int, 256, "document token limit"),
+    "encode.doc_max_chars": Key(int, 2000, "document text cut before tokenizing"),
+    "encode.max_active_dims": Key(int, None, "keep only the top-k dimensions of each vector (a fresh model can be dense)", True),
+    "eval.metrics": Key(list, ["ndcg@10", "recall@100", "mrr@10"], "ranx metric names"),
+    "eval.top_k": Key(int, 100, "documents retrieved per query"),
+    "train.objective": Key(str, "splade", "training objective (see `harness objectives`)"),
+    "train.steps": Key(int, 200, "optimisation steps"),
+    "train.batch_size": Key(int, 16, "pairs per batch"),
+    "train.lr": Key(float, 2e-5, "peak learning rate"),
+    "train.warmup_ratio": Key(float, 0.1, "fraction of steps with linear learning-rate warm-up"),
+    "train.eval_every": Key(int, 40, "evaluate every N steps (the convergence curve)"),
+    "train.checkpoint_every": Key(int, 40, "checkpoint every N steps (for resume)"),
+    "train.query_max_length": Key(int, 64, "query token limit in training"),
+    "train.doc_max_length": Key(int, 128, "document token limit in training"),
+    "train.flops_query": Key(float, 5e-5, "FLOPS regulariser weight on queries"),
+    "train.flops_doc": Key(float, 3e-5, "FLOPS regulariser weight on documents"),
+    "train.flops_warmup_steps": Key(int, 50, "steps over which the FLOPS weights ramp up"),
+    "train.bf16": Key(bool, True, "bf16 autocast on CUDA (ignored on CPU)"),
+}
+ALIASES = {"objective": "train.objective", "steps": "train.steps", "lr": "train.lr"}
+
+
+def _closest(key: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def check_value(key: str, value: Any) -> Any:
+    """``value`` checked against the schema type of ``key`` (ints widen to floats)."""
+    if key not in SCHEMA:
+        raise HarnessError(f"unknown config key '{key}'{_closest(key, list(SCHEMA))}; see `harness config --keys`")
+    spec = SCHEMA[key]
+    if value is None and spec.nullable:
+        return None
+    if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    bad_bool = isinstance(value, bool) and spec.type in (int, float)
+    if bad_bool or not isinstance(value, spec.type):
+        want = spec.type.__name__ if isinstance(spec.type, type) else str(spec.type)
+        raise HarnessError(f"config key '{key}' must be {want}, got {value!r}")
+    return copy.deepcopy(value)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested profile mappings -> dotted keys (``method_params`` stays a mapping)."""
+    flat = {}
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict) and key not in SCHEMA:
+            flat.update(flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def profile_path(profile: str) -> Path:
+    path = Path(profile)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    path = CONFIG_DIR / f"{profile}.yaml"
+    if not path.exists():
+        names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise HarnessError(f"unknown profile '{profile}'{_closest(profile, names)}; profiles: {', '.join(names)}")
+    return path
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` with the value read as YAML (``2e-5``, ``true``, ``[ko, ja]``)."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise HarnessError(f"--set expects key=value, got '{text}'")
+    key = ALIASES.get(key.strip(), key.strip())
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return key, raw
+    if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def load_config(profile: str = "pocket", overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Resolved flat config: schema defaults < profile file < ``--set`` overrides."""
+    import yaml
+
+    path = profile_path(profile)
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise HarnessError(f"{path}: not valid YAML ({err.__class__.__name__}); fix the file") from None
+    config = {key: copy.deepcopy(spec.default) for key, spec in SCHEMA.items()}
+    for key, value in flatten(tree).items():
+        config[key] = check_value(key, value)
+    for text in overrides:
+        key, value = parse_override(text)
+        if key.startswith("method."):
+            continue  # method parameters are checked against the method's own spec by the runner
+        config[key] = check_value(key, value)
+    config["profile"] = config.get("profile") or path.stem
+    return config
+
+
+def method_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``--set method.alpha=2`` -> {"alpha": 2.0}."""
+    pairs = (parse_override(text) for text in overrides)
+    return {key[len("method.") :]: value for key, value in pairs if key.startswith("method.")}
+
+
+def run_config(config: dict[str, Any], *, method: str, method_params: dict[str, Any], lang: str,
+               seed: int, setting: str) -> dict[str, Any]:
+    """The config of one run: sweep keys dropped, {lang} filled, training keys only when fine-tuned."""
+    if setting not in SETTINGS:
+        raise HarnessError(f"unknown setting '{setting}'; settings: {', '.join(SETTINGS)}")
+    run = {k: v for k, v in config.items() if k not in GRID_KEYS and k not in ("method_params", "baseline_method")}
+    if setting == "zero-shot":
+        run = {k: v for k, v in run.items() if not k.startswith("train.") and k != "train_dataset"}
+    for key in ("dataset", "train_dataset"):
+        if key in run:
+            run[key] = run[key].replace("{lang}", lang)
+    run.update(method=method, method_params=method_params, lang=lang, seed=seed, setting=setting)
+    return run

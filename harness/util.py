@@ -1,0 +1,72 @@
+"""Small shared helpers: atomic writes, content hashes, the cache directory."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+class HarnessError(Exception):
+    """A user-facing error: the CLI prints its message on one line and exits with code 2."""
+
+
+def cache_dir(*parts: str) -> Path:
+    """The harness cache (``$HARNESS_CACHE`` or ``~/.cache/harness``), created on demand."""
+    root = Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stable_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def content_hash(*objs: Any, length: int = 16) -> str:
+    """Hash of JSON-serialisable objects (bytes are hashed raw)."""
+    h = hashlib.sha256()
+    for obj in objs:
+        h.update(obj if isinstance(obj, bytes) else stable_json(obj).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:length]
+
+
+def file_hash(path: Path, length: int = 16) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:length]
+
+
+@contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text_atomic(path: Path | str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: Path | str, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
+
+
+def read_json(path: Path | str) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""Built-in initialization methods, one module each (they import only `harness.api`)."""

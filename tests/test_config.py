@@ -1,0 +1,51 @@
+import pytest
+
+from harness.config import SCHEMA, load_config, method_overrides, run_config
+from harness.runs import run_id
+from harness.util import HarnessError
+
+
+def test_pocket_profile_resolves_with_overrides():
+    config = load_config("pocket", ["train.lr=1e-4", "encode.max_active_dims=64", "objective=clear"])
+    assert config["train.lr"] == 1e-4 and config["encode.max_active_dims"] == 64
+    assert config["train.objective"] == "clear" and config["source_model"] == "pocket:splade-tiny"
+    assert set(config) == set(SCHEMA)
+
+
+def test_paper_profile_loads():
+    assert load_config("paper")["bridge_model"] == "BAAI/bge-m3"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lrr=1", "unknown config key 'train.lrr' (did you mean 'train.lr'?)"),
+    ("train.steps=abc", "config key 'train.steps' must be int, got 'abc'"),
+    ("train.bf16=3", "config key 'train.bf16' must be bool"),
+    ("nokey", "--set expects key=value"),
+])
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(HarnessError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
+        load_config("pocket", [override])
+
+
+def test_unknown_profile_and_bad_file(tmp_path):
+    with pytest.raises(HarnessError, match="did you mean 'pocket'"):
+        load_config("pockt")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("encode:\n  batch_sise: 4\n")
+    with pytest.raises(HarnessError, match="encode.batch_sise"):
+        load_config(str(bad))
+
+
+def test_run_config_and_id():
+    config = load_config("pocket")
+    zs = run_config(config, method="mean", method_params={"copy_overlap": True}, lang="ko", seed=0, setting="zero-shot")
+    assert zs["dataset"] == "gnome-help-ko" and not any(k.startswith("train.") for k in zs)
+    ft = run_config(config, method="mean", method_params={"copy_overlap": True}, lang="ko", seed=0, setting="fine-tuned")
+    assert ft["train_dataset"] == "libreoffice-help-ko"
+    assert run_id(zs) != run_id(ft) and run_id(zs) == run_id(dict(zs))
+    other = load_config("pocket", ["train.lr=1e-3"])
+    # training keys do not change a zero-shot run's identity
+    assert run_id(run_config(other, method="mean", method_params={"copy_overlap": True}, lang="ko", seed=0,
+                             setting="zero-shot")) == run_id(zs)
+    assert run_id(zs).startswith("mean-ko-zero-shot-s0-")
+    assert method_overrides(["method.alpha=2", "train.lr=1"]) == {"alpha": 2}

@@ -1,0 +1,92 @@
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.registry import Registry, UnknownNameError
+
+PLUGIN = '''
+"""A third-party method package."""
+from harness.api import MethodContext, TransferPlan, build_plan, register_method
+
+
+@register_method("shiny")
+def shiny(ctx: MethodContext, *, weight: float = 1.0, label: str = "x") -> TransferPlan:
+    """Copy source row 0 into every target row.
+
+    Parameters:
+        weight: weight of source row 0
+        label: a free text label
+    """
+    return build_plan(ctx.n_target, ctx.n_source, rows={t: ([0], [weight]) for t in range(ctx.n_target)})
+
+
+def mean(ctx, *, nothing: int = 0):
+    """A plugin trying to take the built-in name 'mean'."""
+    raise AssertionError("a plugin must never shadow a built-in")
+'''
+
+
+def make_plugin(root: Path) -> Path:
+    """An installed distribution: a package plus a dist-info with entry points."""
+    (root / "shinyplug").mkdir(parents=True)
+    (root / "shinyplug" / "__init__.py").write_text(PLUGIN)
+    info = root / "shinyplug-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shinyplug\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[harness.methods]\nshiny = shinyplug:shiny\nmean = shinyplug:mean\n")
+    return root
+
+
+def test_unknown_name_suggests_closest():
+    reg = Registry("widget")
+    reg.add("sembridge", object())
+    reg.add("mean", object())
+    with pytest.raises(UnknownNameError) as err:
+        reg.get("sembrige")
+    assert "did you mean 'sembridge'?" in str(err.value) and "mean, sembridge" in str(err.value)
+
+
+def test_lazy_entry_imported_on_first_use():
+    reg = Registry("thing")
+    reg.add_lazy("join", "os.path:join")
+    assert isinstance(reg.entry("join").target, str)
+    assert reg.get("join") is os.path.join
+
+
+def test_builtin_wins_and_first_registration_kept():
+    reg = Registry("thing")
+    reg.add("a", 1)
+    reg.add("a", 2, origin="plugin:other")
+    assert reg.get("a") == 1 and reg.entry("a").shadowed == ("plugin:other",)
+
+
+def test_installed_plugin_is_listed_and_runs(tmp_path, monkeypatch, tiny_context):
+    make_plugin(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from harness import api
+    from harness.registry import methods
+
+    monkeypatch.setattr(methods, "_plugins_loaded", False)
+    entries = {e.name: e for e in methods}
+    assert entries["shiny"].origin == "plugin:shinyplug"
+    assert entries["mean"].origin == "builtin" and "plugin:shinyplug" in entries["mean"].shadowed
+    spec = api.get_method("shiny")
+    assert [p.name for p in spec.params] == ["weight", "label"] and spec.params[0].help == "weight of source row 0"
+    plan = spec(tiny_context, weight=1.0)
+    assert plan.validate() == [] and plan.sources_of(3) == [(0, 1.0)]
+    assert api.get_method("mean").fn.__module__ == "methods.mean"
+    methods._entries.pop("shiny")
+
+
+def test_cli_lists_plugin_with_origin(tmp_path):
+    make_plugin(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "methods"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    line = next(line for line in out.stdout.splitlines() if "shiny" in line)
+    assert "plugin:shinyplug" in line and "weight=1.0" in line
+    assert "the built-in wins" in out.stderr
