@@ -386,7 +386,9 @@ def register_method(name: str) -> Callable[[Callable[..., TransferPlan]], Callab
     """Decorator registering an initialization method under ``name``."""
 
     def decorator(fn: Callable[..., TransferPlan]) -> Callable[..., TransferPlan]:
-        method_registry.add(name, method_spec(name, fn))
+        # functions outside the built-in package register as "local" unless an entry point names them
+        origin = "builtin" if fn.__module__.split(".")[0] == "methods" else f"local:{fn.__module__}"
+        method_registry.add(name, method_spec(name, fn), origin=origin, module=fn.__module__)
         return fn
 
     return decorator

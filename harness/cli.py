@@ -49,7 +49,12 @@ def methods_cmd() -> None:
 
     rows = []
     for entry in methods:
-        spec = get_method(entry.name)
+        try:
+            spec = get_method(entry.name)
+        except Exception as err:  # a broken plugin must not hide the others
+            rows.append({"method": entry.name, "origin": entry.origin, "description": f"(fails to load: {err})",
+                         "parameters": "-"})
+            continue
         params = ", ".join(f"{p.name}={p.default!r}" for p in spec.params) or "-"
         rows.append({"method": entry.name, "origin": entry.origin, "description": spec.description,
                      "parameters": params})
@@ -96,6 +101,83 @@ def config_cmd(profile: str, overrides: tuple[str, ...], keys: bool) -> None:
         return
     config = load_config(profile, overrides)
     echo_table([{"key": k, "value": repr(v)} for k, v in config.items()])
+
+
+@main.command("eval")
+@click.option("--model", "model_ref", required=True, help="sparse encoder: pocket:NAME, hub id, or directory")
+@click.option("--dataset", required=True, help="test collection (see `harness data list`) or beir:DIR")
+@click.option("--profile", default="pocket", show_default=True, help="profile whose encode/eval settings apply")
+@click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--force", is_flag=True, help="re-run even if an identical evaluation is recorded")
+@user_errors
+def eval_cmd(model_ref: str, dataset: str, profile: str, runs_dir: str, overrides: tuple[str, ...], force: bool) -> None:
+    """Evaluate any sparse encoder (e.g. the unadapted source model) on a collection."""
+    from harness.pipeline import evaluate_model
+
+    evaluate_model(model_ref, dataset, profile=profile, overrides=overrides, runs_dir=runs_dir, force=force,
+                   echo=click.echo)
+
+
+@main.group("data")
+def data_group() -> None:
+    """Datasets: test collections, target text, training pairs, dictionaries."""
+
+
+@data_group.command("list")
+@user_errors
+def data_list() -> None:
+    """Every registered dataset with its size, source and licence."""
+    from harness.data import dataset_rows
+
+    echo_table(dataset_rows())
+
+
+@data_group.command("build")
+@click.argument("name", required=False)
+@user_errors
+def data_build(name: str | None) -> None:
+    """Build (and cache) one dataset, or all of them."""
+    from harness.data import build
+
+    build(name)
+    click.echo(f"built {name or 'all datasets'}")
+
+
+@main.group("tokenizer")
+def tokenizer_group() -> None:
+    """Target-language tokenizers."""
+
+
+@tokenizer_group.command("train")
+@click.option("--lang", required=True)
+@click.option("--vocab-size", type=int, default=30000, show_default=True)
+@click.option("--min-frequency", type=int, default=2, show_default=True)
+@user_errors
+def tokenizer_train(lang: str, vocab_size: int, min_frequency: int) -> None:
+    """Train (or reuse) a WordPiece on the language's text; prints its directory."""
+    from harness.data import target_text
+    from harness.target_tokenizer import cached_wordpiece
+
+    tokenizer, path = cached_wordpiece(lang, target_text(lang), vocab_size, min_frequency=min_frequency)
+    click.echo(f"{path} ({len(tokenizer)} tokens)")
+
+
+@main.command("inspect")
+@click.option("--method", "method_name", required=True)
+@click.option("--lang", required=True)
+@click.option("--token", "tokens", required=True, multiple=True, help="target token (repeatable)")
+@click.option("--profile", default="pocket", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--top", type=int, default=10, show_default=True, help="source tokens shown per target token")
+@user_errors
+def inspect_cmd(method_name: str, lang: str, tokens: tuple[str, ...], profile: str, overrides: tuple[str, ...],
+                top: int) -> None:
+    """Show the source tokens and weights that make a target token."""
+    from harness.pipeline import inspect_tokens
+
+    for line in inspect_tokens(profile, overrides, method=method_name, lang=lang, tokens=list(tokens), top=top):
+        click.echo(line)
 
 
 def entry_point() -> None:  # pragma: no cover - console script shim

@@ -49,20 +49,22 @@ class Registry:
 
     # -- registration -------------------------------------------------------------------------
     def register(self, name: str, *, origin: str = "builtin") -> Callable[[Any], Any]:
-        """Decorator: ``@methods.register("mean")``."""
+        """Decorator: ``@objectives.register("splade")``."""
 
         def decorator(obj: Any) -> Any:
-            self.add(name, obj, origin=origin)
+            self.add(name, obj, origin=origin, module=getattr(obj, "__module__", None))
             return obj
 
         return decorator
 
-    def add(self, name: str, target: Any, *, origin: str = "builtin") -> None:
+    def add(self, name: str, target: Any, *, origin: str = "builtin", module: str | None = None) -> None:
+        """Register ``target``. ``module`` is the defining module of a decorated object: it lets a
+        lazy "module:attr" entry be resolved by that module's own decorator while it imports."""
         existing = self._entries.get(name)
         if existing is None:
             self._entries[name] = Entry(name, origin, target)
-        elif isinstance(existing.target, str) and origin == "builtin":
-            existing.target = target  # a lazy entry's module ran its decorator while loading
+        elif isinstance(existing.target, str) and module and existing.target.partition(":")[0] == module:
+            existing.target = target
         elif existing.origin == "builtin" and origin != "builtin":
             existing.shadowed += (origin,)  # built-ins win name clashes
         # otherwise the first registration wins

@@ -90,3 +90,31 @@ def test_cli_lists_plugin_with_origin(tmp_path):
     line = next(line for line in out.stdout.splitlines() if "shiny" in line)
     assert "plugin:shinyplug" in line and "weight=1.0" in line
     assert "the built-in wins" in out.stderr
+
+
+def readme_plugin_code() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("```python\n# my_package/pieces.py")
+    return readme[start + len("```python\n"): readme.index("```", start + 10)]
+
+
+def test_readme_plugin_example_works(tmp_path, monkeypatch, tiny_context):
+    """The plugin example in README.md, installed as a distribution with an entry point."""
+    (tmp_path / "my_package").mkdir()
+    (tmp_path / "my_package" / "__init__.py").write_text("")
+    (tmp_path / "my_package" / "pieces.py").write_text(readme_plugin_code())
+    info = tmp_path / "my_package-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-package\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text('[harness.methods]\npieces = "my_package.pieces:pieces"\n'.replace('"', ""))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from harness import api
+    from harness.registry import methods
+
+    monkeypatch.setattr(methods, "_plugins_loaded", False)
+    try:
+        assert methods.entry("pieces").origin == "plugin:my-package"
+        plan = api.get_method("pieces")(tiny_context)
+        assert plan.validate(d=8) == [] and plan.diagnostics()["mixed"] > 0
+    finally:
+        methods._entries.pop("pieces", None)

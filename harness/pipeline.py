@@ -1,0 +1,271 @@
+"""One run, in one direction: config -> assets -> plan -> transplant -> [train] -> search -> evaluate -> record."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from harness.config import load_config, method_overrides, run_config
+from harness.runs import RunDir, environment, result_record
+from harness.util import HarnessError
+
+Echo = Callable[[str], None]
+
+
+@contextmanager
+def stage(timing: dict[str, float], name: str, echo: Echo | None = None) -> Iterator[None]:
+    """Time a pipeline stage into ``timing[name]`` (seconds)."""
+    if echo:
+        echo(f"[{name}] ...")
+    start = time.perf_counter()
+    yield
+    timing[name] = timing.get(name, 0.0) + time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------------------------
+# Planning: resolve everything cheap before any heavy work starts
+# --------------------------------------------------------------------------------------------
+def plan_runs(profile: str, overrides: tuple[str, ...] | list[str], *, method: str, lang: str, seed: int,
+              settings: list[str]) -> list[dict[str, Any]]:
+    """The resolved run configs of one method x language x seed, one per setting."""
+    from harness.api import get_method
+    from harness.registry import datasets
+
+    config = load_config(profile, overrides)
+    spec = get_method(method)
+    try:
+        params = spec.resolve_params({**config["method_params"].get(method, {}), **method_overrides(overrides)})
+    except ValueError as err:
+        raise HarnessError(str(err)) from None
+    runs = [run_config(config, method=method, method_params=params, lang=lang, seed=seed, setting=s)
+            for s in settings]
+    for run in runs:
+        for key in ("dataset", "train_dataset"):
+            if key in run and not run[key].startswith("beir:"):
+                datasets.entry(run[key])  # unknown names fail now, with "did you mean"
+    return runs
+
+
+# --------------------------------------------------------------------------------------------
+# Stages
+# --------------------------------------------------------------------------------------------
+def load_source(run: dict[str, Any]) -> tuple[Any, Any]:
+    """The English masked LM and its tokenizer."""
+    from transformers import AutoModelForMaskedLM
+
+    from harness.assets import load_tokenizer, resolve_model
+
+    model = AutoModelForMaskedLM.from_pretrained(resolve_model(run["source_model"]))
+    return model, load_tokenizer(run["source_model"])
+
+
+def load_target_tokenizer(run: dict[str, Any]) -> tuple[Any, str]:
+    from harness.target_tokenizer import target_tokenizer
+
+    return target_tokenizer(run["target_tokenizer"], run["lang"], vocab_size=run["tokenizer.vocab_size"],
+                            min_frequency=run["tokenizer.min_frequency"], lowercase=run["tokenizer.lowercase"])
+
+
+def method_context(run: dict[str, Any], model: Any, source_tok: Any, target_tok: Any) -> Any:
+    """The method's view of the run, with expensive resources provided on demand."""
+    from harness.api import MethodContext
+
+    def bridge_vectors() -> tuple[Any, Any]:
+        from harness.bridge import vocab_bridge_vectors
+
+        kwargs = dict(prefix=run["bridge_prefix"], device=resolve_device(run["device"]))
+        return (vocab_bridge_vectors(target_tok, run["bridge_model"], **kwargs),
+                vocab_bridge_vectors(source_tok, run["bridge_model"], **kwargs))
+
+    def target_text() -> list[str]:
+        from harness.data import target_text as texts
+
+        return texts(run["lang"])
+
+    def source_text() -> list[str]:
+        from harness.data import target_text as texts
+
+        return texts("en")  # English help text: the source side of WECHSEL-style vectors
+
+    def dictionary() -> list[tuple[str, str]]:
+        from harness.data import bilingual_dictionary
+
+        return bilingual_dictionary(run["lang"])
+
+    output = model.get_output_embeddings()
+    bias = getattr(output, "bias", None)
+    return MethodContext(
+        source_tokenizer=source_tok, target_tokenizer=target_tok,
+        source_embeddings=model.get_input_embeddings().weight.detach(),
+        source_bias=bias.detach() if bias is not None else None,
+        lang=run["lang"], seed=run["seed"], device=resolve_device(run["device"]),
+        resources={"bridge_vectors": bridge_vectors, "target_text": target_text, "source_text": source_text,
+                   "dictionary": dictionary},
+    )
+
+
+def make_plan(run: dict[str, Any], ctx: Any) -> Any:
+    from harness.api import get_method
+
+    plan = get_method(run["method"])(ctx, **run["method_params"])
+    problems = plan.validate(d=int(ctx.source_embeddings.shape[1]))
+    if problems:
+        raise HarnessError(f"method '{run['method']}' returned an invalid plan: {'; '.join(problems)}")
+    return plan
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def make_encoder(run: dict[str, Any], model: Any, tokenizer: Any) -> Any:
+    from harness.encoder import SpladeEncoder
+
+    return SpladeEncoder(model, tokenizer, device=resolve_device(run["device"]),
+                         query_max_length=run["encode.query_max_length"],
+                         doc_max_length=run["encode.doc_max_length"], max_chars=run["encode.doc_max_chars"])
+
+
+def evaluate_encoder(run: dict[str, Any], encoder: Any, collection: Any, *, show_progress: bool = True) -> tuple[Any, dict]:
+    """Encode the collection, search it exactly, score with ranx."""
+    from harness.evaluate import evaluate
+    from harness.retrieval import search
+
+    qids, dids = list(collection.queries), list(collection.corpus)
+    common = dict(batch_size=run["encode.batch_size"], max_active_dims=run["encode.max_active_dims"],
+                  show_progress=show_progress)
+    docs = encoder.encode([collection.corpus[d] for d in dids], kind="document", **common)
+    queries = encoder.encode([collection.queries[q] for q in qids], kind="query", **common)
+    ranking = search(queries, docs, k=run["eval.top_k"], doc_ids=dids, query_ids=qids)
+    return evaluate(collection.qrels, ranking, metrics=tuple(run["eval.metrics"])), ranking
+
+
+def load_dataset(name: str) -> Any:
+    from harness.data import load_collection
+
+    return load_collection(name)
+
+
+# --------------------------------------------------------------------------------------------
+# A whole run
+# --------------------------------------------------------------------------------------------
+def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Echo = print) -> dict[str, Any]:
+    """Carry out one run and write its record; an identical recorded run is reported instead."""
+    folder = RunDir.for_config(runs_dir, run)
+    if folder.done() and not force:
+        record = folder.result()
+        echo(f"{folder.id}: already recorded in {folder.path} ({format_metrics(record['metrics'])}); --force re-runs it")
+        return record
+    if run["setting"] == "fine-tuned":
+        raise HarnessError("the fine-tuned setting needs the trainer, which is not implemented yet; "
+                           "use --setting zero-shot")
+    timing: dict[str, float] = {}
+    echo(f"{folder.id}: {run['method']} -> {run['lang']} ({run['setting']}, seed {run['seed']})")
+    model, target_tok, plan, target_ref = adapt(run, timing, echo)
+    with stage(timing, "data", echo):
+        collection = load_dataset(run["dataset"])
+    with stage(timing, "evaluate", echo):
+        evaluation, ranking = evaluate_encoder(run, make_encoder(run, model, target_tok), collection)
+    record = write_record(folder, run, evaluation, ranking, timing,
+                          extra={"plan": plan.diagnostics(), "target_tokenizer": target_ref})
+    echo(f"{folder.id}: {format_metrics(record['metrics'])} -> {folder.path}")
+    return record
+
+
+def adapt(run: dict[str, Any], timing: dict[str, float], echo: Echo | None = None) -> tuple[Any, Any, Any, str]:
+    """Source model -> plan -> transplanted model: (model, target tokenizer, plan, tokenizer provenance)."""
+    from harness.assets import require_assets
+    from harness.transplant import transplant
+
+    with stage(timing, "assets", echo):
+        require_assets([run["source_model"], run["bridge_model"]])
+        model, source_tok = load_source(run)
+        target_tok, target_ref = load_target_tokenizer(run)
+    with stage(timing, "plan", echo):
+        plan = make_plan(run, method_context(run, model, source_tok, target_tok))
+    with stage(timing, "transplant", echo):
+        model = transplant(model, source_tok, target_tok, plan)
+    return model, target_tok, plan, target_ref
+
+
+def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tuple[str, ...] | list[str],
+                   runs_dir: str, force: bool = False, echo: Echo = print) -> dict[str, Any]:
+    """Evaluate an existing sparse encoder (no adaptation) and record it like a run."""
+    from harness.assets import require_assets, resolve_model
+    from harness.encoder import SpladeEncoder
+
+    config = load_config(profile, overrides)
+    run = run_config(config, method="eval", method_params={"model": model_ref}, lang="", seed=0, setting="zero-shot")
+    run.update(dataset=dataset, source_model=model_ref)
+    folder = RunDir.for_config(runs_dir, run)
+    if folder.done() and not force:
+        record = folder.result()
+        echo(f"{model_ref} on {dataset}: {format_metrics(record['metrics'])} (recorded in {folder.path})")
+        return record
+    timing: dict[str, float] = {}
+    with stage(timing, "assets"):
+        require_assets([model_ref])
+        encoder = SpladeEncoder.from_pretrained(resolve_model(model_ref), device=resolve_device(run["device"]),
+                                                query_max_length=run["encode.query_max_length"],
+                                                doc_max_length=run["encode.doc_max_length"],
+                                                max_chars=run["encode.doc_max_chars"])
+    with stage(timing, "data"):
+        collection = load_dataset(dataset)
+    run["lang"] = collection.lang
+    with stage(timing, "evaluate"):
+        evaluation, ranking = evaluate_encoder(run, encoder, collection)
+    record = write_record(folder, run, evaluation, ranking, timing)
+    echo(f"{model_ref} on {dataset}: {format_metrics(record['metrics'])} -> {folder.path}")
+    return record
+
+
+def inspect_tokens(profile: str, overrides: tuple[str, ...] | list[str], *, method: str, lang: str,
+                   tokens: list[str], top: int = 10) -> list[str]:
+    """Lines describing how ``method`` builds each target token."""
+    from harness.assets import require_assets
+
+    run = plan_runs(profile, overrides, method=method, lang=lang, seed=0, settings=["zero-shot"])[0]
+    require_assets([run["source_model"], run["bridge_model"]])
+    model, source_tok = load_source(run)
+    target_tok, _ = load_target_tokenizer(run)
+    plan = make_plan(run, method_context(run, model, source_tok, target_tok))
+    vocab, source_vocab = target_tok.get_vocab(), source_tok.convert_ids_to_tokens(list(range(len(source_tok))))
+    lines = []
+    for token in tokens:
+        if token not in vocab:
+            pieces = target_tok.tokenize(token)
+            raise HarnessError(f"'{token}' is not a target token; the target tokenizer splits it into {pieces}")
+        t = vocab[token]
+        kind = plan.KIND_NAMES[int(plan.kinds[t])]
+        lines.append(f"{token} (id {t}): {kind}")
+        for s, w in plan.sources_of(t)[:top]:
+            lines.append(f"  {w:.4f}  {source_vocab[s]} (id {s})")
+    return lines
+
+
+def write_record(folder: RunDir, run: dict[str, Any], evaluation: Any, ranking: dict, timing: dict[str, float],
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """All files of a run; ``result.json`` last, so its presence means the record is complete."""
+    from harness.evaluate import write_per_query, write_trec_run
+
+    folder.write_json("config.json", run)
+    folder.write_json("env.json", environment())
+    write_trec_run(folder.file("run.trec"), ranking, tag=folder.id)
+    write_per_query(folder.file("per_query.json"), evaluation.per_query)
+    files = {"config": "config.json", "env": "env.json", "run": "run.trec", "per_query": "per_query.json"}
+    counts = {"queries": len(evaluation.per_query[next(iter(evaluation.per_query))]) if evaluation.per_query else 0,
+              "missing_in_run": evaluation.missing_in_run, "missing_in_qrels": evaluation.missing_in_qrels}
+    record = result_record(run, metrics=evaluation.metrics, timing=timing, files=files,
+                           extra={"counts": counts, **(extra or {})})
+    folder.write_json("result.json", record)
+    return record
+
+
+def format_metrics(metrics: dict[str, float] | None) -> str:
+    if not metrics:
+        return "no metrics"
+    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
