@@ -180,6 +180,27 @@ def inspect_cmd(method_name: str, lang: str, tokens: tuple[str, ...], profile: s
         click.echo(line)
 
 
+@main.command("check-method")
+@click.argument("name")
+@click.option("--set", "overrides", multiple=True, metavar="PARAM=VALUE", help="a method parameter (repeatable)")
+@user_errors
+def check_method_cmd(name: str, overrides: tuple[str, ...]) -> None:
+    """Run method NAME on tiny built-in fixtures (offline, seconds) and validate its plan."""
+    from harness.checks import check_method
+    from harness.config import parse_override
+
+    try:
+        problems, diagnostics = check_method(name, dict(parse_override(o) for o in overrides))
+    except ValueError as err:
+        raise HarnessError(str(err)) from None
+    echo_table([{"check": k, "value": v} for k, v in diagnostics.items()])
+    if problems:
+        for problem in problems:
+            click.echo(f"FAIL: {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: '{name}' returns a valid plan")
+
+
 def entry_point() -> None:  # pragma: no cover - console script shim
     main()
 
