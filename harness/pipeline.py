@@ -28,6 +28,7 @@ def stage(timing: dict[str, float], name: str, echo: Echo | None = None) -> Iter
 def plan_runs(profile: str, overrides: tuple[str, ...] | list[str], *, method: str, lang: str, seed: int,
               settings: list[str]) -> list[dict[str, Any]]:
     """The resolved run configs of one method x language x seed, one per setting."""
+    import harness.data  # noqa: F401  (registers the built-in datasets)
     from harness.api import get_method
     from harness.registry import datasets
 
@@ -88,9 +89,13 @@ def method_context(run: dict[str, Any], model: Any, source_tok: Any, target_tok:
         return texts("en")  # English help text: the source side of WECHSEL-style vectors
 
     def dictionary() -> list[tuple[str, str]]:
-        from harness.data import bilingual_dictionary
+        from harness.api import MissingResourceError
+        from harness.data import NoDictionaryError, bilingual_dictionary
 
-        return bilingual_dictionary(run["lang"])
+        try:
+            return bilingual_dictionary(run["lang"])
+        except NoDictionaryError as err:
+            raise MissingResourceError(str(err)) from None
 
     output = model.get_output_embeddings()
     bias = getattr(output, "bias", None)

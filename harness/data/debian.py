@@ -1,0 +1,92 @@
+"""Fetch Debian packages for their files only: ``apt-get download`` + ``dpkg-deb -x`` into the cache.
+
+Installing the packages would drag in yelp / LibreOffice; unpacking them needs neither root nor
+dependencies. Each package is unpacked once into ``cache/debian/root/<name>``; a marker file holds the
+.deb version, so later calls (and offline machines) reuse it without touching apt.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness.util import HarnessError, cache_dir
+
+MARKER = ".harness-deb-version"
+
+
+def package_root(name: str) -> Path:
+    """Where package ``name`` is (or will be) unpacked."""
+    return cache_dir("debian", "root") / name
+
+
+def installed_version(name: str) -> str | None:
+    """The version of the unpacked package, or None when it has not been fetched."""
+    marker = package_root(name) / MARKER
+    return marker.read_text().strip() if marker.exists() else None
+
+
+def package_available(name: str) -> bool:
+    """True when apt knows a candidate version of ``name`` (needs a prior ``apt-get update``)."""
+    if shutil.which("apt-cache") is None:
+        return False
+    out = subprocess.run(["apt-cache", "policy", name], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.strip().startswith("Candidate:"):
+            return line.split(":", 1)[1].strip() not in ("", "(none)")
+    return False
+
+
+def _download(name: str) -> Path:
+    debs = cache_dir("debian", "debs")
+    existing = sorted(debs.glob(f"{name}_*.deb"), key=lambda p: p.stat().st_mtime)
+    if existing:
+        return existing[-1]
+    if shutil.which("apt-get") is None:
+        raise HarnessError(f"Debian package '{name}' is not in the cache and apt-get is missing: "
+                           f"run on a Debian/Ubuntu machine or copy {package_root(name)} here")
+    proc = subprocess.run(["apt-get", "download", name], cwd=debs, capture_output=True, text=True)
+    found = sorted(debs.glob(f"{name}_*.deb"), key=lambda p: p.stat().st_mtime)
+    if proc.returncode != 0 or not found:
+        reason = (proc.stderr.strip().splitlines() or ["no .deb produced"])[-1]
+        raise HarnessError(f"could not download Debian package '{name}' ({reason}): "
+                           f"run `apt-get update` (as root) and retry")
+    return found[-1]
+
+
+def _deb_version(deb: Path) -> str:
+    proc = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise HarnessError(f"{deb} is not a readable .deb ({proc.stderr.strip()}): delete it and retry")
+    return proc.stdout.strip()
+
+
+def _extract(name: str, deb: Path) -> None:
+    """Unpack into a temp dir beside the target, then rename it into place (atomic)."""
+    target = package_root(name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    try:
+        proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise HarnessError(f"could not unpack {deb} ({proc.stderr.strip()}): delete it and retry")
+        (tmp / MARKER).write_text(_deb_version(deb) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ensure_package(name: str) -> Path:
+    """Unpacked root of Debian package ``name``, downloading and extracting it on first use."""
+    if installed_version(name) is None:
+        _extract(name, _download(name))
+    return package_root(name)
+
+
+def ensure_packages(names: list[str]) -> dict[str, Path]:
+    """``{name: unpacked root}`` for every package, fetching the missing ones."""
+    return {name: ensure_package(name) for name in names}
