@@ -149,6 +149,14 @@ def evaluate_encoder(run: dict[str, Any], encoder: Any, collection: Any, *, show
     return evaluate(collection.qrels, ranking, metrics=tuple(run["eval.metrics"])), ranking
 
 
+def dataset_lang(name: str) -> str:
+    """The language of a registered dataset ("und" for local BEIR folders), without building it."""
+    import harness.data  # noqa: F401  (registers the built-in datasets)
+    from harness.registry import datasets
+
+    return "und" if name.startswith("beir:") else datasets.get(name).lang
+
+
 def load_dataset(name: str) -> Any:
     from harness.data import load_collection
 
@@ -204,7 +212,8 @@ def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tup
     from harness.encoder import SpladeEncoder
 
     config = load_config(profile, overrides)
-    run = run_config(config, method="eval", method_params={"model": model_ref}, lang="", seed=0, setting="zero-shot")
+    run = run_config(config, method="eval", method_params={"model": model_ref}, lang=dataset_lang(dataset), seed=0,
+                     setting="zero-shot")
     run.update(dataset=dataset, source_model=model_ref)
     folder = RunDir.for_config(runs_dir, run)
     if folder.done() and not force:
@@ -220,7 +229,6 @@ def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tup
                                                 max_chars=run["encode.doc_max_chars"])
     with stage(timing, "data"):
         collection = load_dataset(dataset)
-    run["lang"] = collection.lang
     with stage(timing, "evaluate"):
         evaluation, ranking = evaluate_encoder(run, encoder, collection)
     record = write_record(folder, run, evaluation, ranking, timing)
@@ -262,9 +270,9 @@ def write_record(folder: RunDir, run: dict[str, Any], evaluation: Any, ranking: 
     write_trec_run(folder.file("run.trec"), ranking, tag=folder.id)
     write_per_query(folder.file("per_query.json"), evaluation.per_query)
     files = {"config": "config.json", "env": "env.json", "run": "run.trec", "per_query": "per_query.json"}
-    counts = {"queries": len(evaluation.per_query[next(iter(evaluation.per_query))]) if evaluation.per_query else 0,
-              "missing_in_run": evaluation.missing_in_run, "missing_in_qrels": evaluation.missing_in_qrels}
-    record = result_record(run, metrics=evaluation.metrics, timing=timing, files=files,
+    counts = {"queries": evaluation.n_queries, "missing_in_run": evaluation.missing_in_run,
+              "missing_in_qrels": evaluation.missing_in_qrels}
+    record = result_record(run, metrics=evaluation.mean, timing=timing, files=files,
                            extra={"counts": counts, **(extra or {})})
     folder.write_json("result.json", record)
     return record

@@ -1,0 +1,207 @@
+"""Reference systems evaluated on the same collections and recorded as ordinary run records.
+
+- ``bm25``: Okapi BM25 of our own over scipy.sparse (Lucene idf ``log(1 + (N - df + .5)/(df + .5))``,
+  k1 = 0.9, b = 0.4 as in Anserini's defaults). Text analysis (``analyzer="auto"``):
+  Chinese and Japanese get **character bigrams** over CJK runs (the standard CJK analyzer: no word
+  segmenter is needed and bigrams beat unigrams for retrieval); other languages with target-language
+  text get the **language's trained target WordPiece** (the same tokenizer the transferred models
+  use, so BM25 sees the same units; its sub-words act as a light stemmer for Korean and Russian);
+  anything else (e.g. a BEIR folder of unknown language) gets NFKC lower-cased Unicode words, with
+  CJK runs as bigrams. The resolved analyzer is stored in the record.
+- ``dense-bridge``: the bridge model as a dense retriever (``harness.bridge.encode_texts``) with
+  E5's "query: " / "passage: " prefixes (none when the profile's ``bridge_prefix`` is ""), cosine
+  similarity, exact top-k.
+
+Both rank by score descending, then document id ascending, like ``harness.retrieval.search``.
+"""
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from typing import Any, Callable, Sequence
+
+from harness.config import load_config, run_config
+from harness.pipeline import Echo, dataset_lang, load_dataset, resolve_device, stage, write_record
+from harness.runs import RunDir
+from harness.util import HarnessError
+
+SYSTEMS = ("bm25", "dense-bridge")
+BIGRAM_LANGS = ("zh", "ja")
+_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")  # a CJK run, or a word without CJK characters
+_CJK_RUN = re.compile(rf"[{_CJK}]")
+
+
+def default_params(system: str, run: dict[str, Any]) -> dict[str, Any]:
+    if system == "bm25":
+        return {"k1": 0.9, "b": 0.4, "analyzer": "auto"}
+    if system == "dense-bridge":
+        prefixed = run.get("bridge_prefix") != ""
+        return {"model": run["bridge_model"], "query_prefix": "query: " if prefixed else "",
+                "doc_prefix": "passage: " if prefixed else ""}
+    raise HarnessError(f"unknown reference system '{system}'; systems: {', '.join(SYSTEMS)}")
+
+
+def evaluate_reference(system: str, dataset: str, *, profile: str = "pocket", overrides: Sequence[str] = (),
+                       params: dict[str, Any] | None = None, runs_dir: str, force: bool = False,
+                       echo: Echo = print) -> dict[str, Any]:
+    """Run ``system`` on ``dataset`` and write (or find) its run record (method = system name)."""
+    config = load_config(profile, list(overrides))
+    lang = dataset_lang(dataset)
+    run = run_config(config, method=system, method_params={}, lang=lang, seed=0, setting="zero-shot")
+    run.update(dataset=dataset, method_params={**default_params(system, run), **(params or {})})
+    folder = RunDir.for_config(runs_dir, run)
+    if folder.done() and not force and folder.result().get("status") == "ok":
+        echo(f"{system} on {dataset}: already recorded in {folder.path}; --force re-runs it")
+        return folder.result()
+    timing: dict[str, float] = {}
+    with stage(timing, "data", echo):
+        collection = load_dataset(dataset)
+    with stage(timing, "evaluate", echo):
+        ranking, info = RETRIEVERS[system](run, collection)
+        evaluation = _score(run, collection, ranking)
+    write_record(folder, run, evaluation, ranking, timing, extra={"reference": info})
+    record = folder.result()  # what reporting will read: the same object a later skip returns
+    echo(f"{system} on {dataset}: " + ", ".join(f"{k} {v:.4f}" for k, v in evaluation.mean.items())
+         + f" -> {folder.path}")
+    return record
+
+
+def _score(run: dict[str, Any], collection: Any, ranking: dict) -> Any:
+    from harness.evaluate import evaluate
+
+    return evaluate(collection.qrels, ranking, metrics=tuple(run["eval.metrics"]))
+
+
+# --------------------------------------------------------------------------------------------
+# BM25
+# --------------------------------------------------------------------------------------------
+def bm25_retrieve(run: dict[str, Any], collection: Any) -> tuple[dict, dict[str, Any]]:
+    from harness.retrieval import search
+
+    params = run["method_params"]
+    analyze, analyzer_name = make_analyzer(params["analyzer"], run)
+    dids, qids = sorted(collection.corpus), sorted(collection.queries)
+    vocab: dict[str, int] = {}
+    docs = term_matrix([analyze(collection.corpus[d]) for d in dids], vocab, grow=True)
+    queries = term_matrix([analyze(collection.queries[q]) for q in qids], vocab, grow=False, width=len(vocab))
+    weights = bm25_weights(docs, k1=params["k1"], b=params["b"])
+    ranking = search(queries, weights, k=run["eval.top_k"], doc_ids=dids, query_ids=qids, device="cpu")
+    return ranking, {"analyzer": analyzer_name, "terms": len(vocab), "k1": params["k1"], "b": params["b"]}
+
+
+def term_matrix(token_lists: list[list[str]], vocab: dict[str, int], *, grow: bool, width: int | None = None) -> Any:
+    """Term counts (rows = texts) over ``vocab``; ``grow`` adds unseen terms, else they are dropped."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    rows, cols = [], []
+    for row, tokens in enumerate(token_lists):
+        for token in tokens:
+            if grow:
+                vocab.setdefault(token, len(vocab))
+            if token in vocab:
+                rows.append(row)
+                cols.append(vocab[token])
+    shape = (len(token_lists), width if width is not None else len(vocab))
+    matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
+    matrix.sum_duplicates()
+    return matrix
+
+
+def bm25_weights(counts: Any, *, k1: float, b: float) -> Any:
+    """Documents x terms BM25 weights; a query's score is then the sum over its term occurrences."""
+    import numpy as np
+
+    counts = counts.tocsr().astype(np.float64)
+    n_docs = counts.shape[0]
+    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    avg = lengths.mean() if n_docs and lengths.mean() > 0 else 1.0
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+    weights = counts.copy()
+    row_norm = np.repeat(k1 * (1 - b + b * lengths / avg), np.diff(counts.indptr))
+    weights.data = idf[counts.indices] * counts.data * (k1 + 1) / (counts.data + row_norm)
+    return weights.astype(np.float32)
+
+
+def make_analyzer(name: str, run: dict[str, Any]) -> tuple[Callable[[str], list[str]], str]:
+    """(text -> terms, a description for the record) for analyzer 'auto', 'wordpiece' or 'unicode'."""
+    from harness.data import TEXT_SOURCES
+
+    lang = run["lang"]
+    if name == "auto":
+        has_tokenizer = run["target_tokenizer"] != "auto" or lang in TEXT_SOURCES
+        name = "unicode" if lang in BIGRAM_LANGS or not has_tokenizer else "wordpiece"
+    if name == "unicode":
+        return unicode_terms, "unicode words + CJK character bigrams (NFKC, lower-cased)"
+    if name == "wordpiece":
+        return wordpiece_analyzer(run)
+    raise HarnessError(f"unknown BM25 analyzer '{name}'; analyzers: auto, wordpiece, unicode")
+
+
+def unicode_terms(text: str) -> list[str]:
+    """Lower-cased words; a run of CJK characters becomes its overlapping character bigrams."""
+    terms = []
+    for token in _TOKEN.findall(unicodedata.normalize("NFKC", text).lower()):
+        if _CJK_RUN.match(token):
+            terms.extend([token] if len(token) == 1 else [token[i:i + 2] for i in range(len(token) - 1)])
+        else:
+            terms.append(token)
+    return terms
+
+
+def wordpiece_analyzer(run: dict[str, Any]) -> tuple[Callable[[str], list[str]], str]:
+    from harness.pipeline import load_target_tokenizer
+
+    tokenizer, ref = load_target_tokenizer(run)
+    backend = tokenizer.backend_tokenizer  # the Rust tokenizer: no length warnings, no special tokens
+    unknown = tokenizer.unk_token  # out-of-vocabulary words must not all match each other
+
+    def terms(text: str) -> list[str]:
+        return [t for t in backend.encode(text, add_special_tokens=False).tokens if t != unknown]
+
+    return terms, f"target WordPiece {ref}"
+
+
+# --------------------------------------------------------------------------------------------
+# Dense retrieval with the bridge model
+# --------------------------------------------------------------------------------------------
+def dense_retrieve(run: dict[str, Any], collection: Any) -> tuple[dict, dict[str, Any]]:
+    from harness.bridge import encode_texts
+
+    params = run["method_params"]
+    dids, qids = sorted(collection.corpus), sorted(collection.queries)
+    common = dict(device=resolve_device(run["device"]), batch_size=run["encode.batch_size"])
+    started = time.perf_counter()
+    doc_vecs = encode_texts([collection.corpus[d][:run["encode.doc_max_chars"]] for d in dids], params["model"],
+                            prefix=params["doc_prefix"], **common)
+    query_vecs = encode_texts([collection.queries[q] for q in qids], params["model"], prefix=params["query_prefix"],
+                              **common)
+    encode_seconds = time.perf_counter() - started
+    ranking = dense_top_k(query_vecs.numpy(), doc_vecs.numpy(), run["eval.top_k"], dids, qids)
+    info = {"model": params["model"], "dim": int(doc_vecs.shape[1]), "encode_seconds": round(encode_seconds, 3)}
+    return ranking, info
+
+
+def dense_top_k(queries: Any, docs: Any, k: int, doc_ids: list[str], query_ids: list[str],
+                chunk: int = 256) -> dict[str, dict[str, float]]:
+    """Exact top-k by dot product (cosine for unit vectors): score desc, then doc id asc."""
+    import numpy as np
+
+    rank = np.empty(len(doc_ids), dtype=np.int64)
+    rank[sorted(range(len(doc_ids)), key=doc_ids.__getitem__)] = np.arange(len(doc_ids))
+    run: dict[str, dict[str, float]] = {}
+    for start in range(0, len(query_ids), chunk):
+        scores = queries[start:start + chunk] @ docs.T
+        for offset, row in enumerate(scores):
+            candidates = np.arange(len(row))
+            if len(row) > k:  # keep every document tied with the k-th score for the id tie-break
+                candidates = np.flatnonzero(row >= np.partition(row, len(row) - k)[len(row) - k])
+            order = candidates[np.lexsort((rank[candidates], -row[candidates]))[:k]]
+            run[query_ids[start + offset]] = {doc_ids[i]: float(row[i]) for i in order}
+    return run
+
+
+RETRIEVERS = {"bm25": bm25_retrieve, "dense-bridge": dense_retrieve}

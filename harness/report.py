@@ -1,0 +1,587 @@
+"""Leaderboards from run records: Markdown, LaTeX, CSV and PNG plots, with significance marks.
+
+Everything is read from ``runs/*/result.json`` and the files it names (reporting never sees live
+objects). Rows are methods (split by parameter or config variants when a runs folder holds several)
+plus reference systems (``eval:<model>``, ``bm25``, ``dense-bridge``); columns are language x
+setting with one average column per setting. Cells are mean +- sd over seeds of the per-query mean.
+Significance: per column, each row against the declared baseline on per-query scores averaged over
+seeds, one correction (Holm by default) over all comparisons of the table.
+
+A rebuild from the same records is byte-identical: everything is sorted, floats have fixed formats,
+and PNGs are written without software/date metadata.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from harness.evaluate import DEFAULT_METRICS, read_per_query
+from harness.runs import RESULT
+from harness.stats import adjust, average_over_seeds, run_test
+from harness.util import read_json, write_text_atomic
+
+SETTING_ORDER = {"zero-shot": 0, "fine-tuned": 1}
+SETTING_SHORT = {"zero-shot": "ZS", "fine-tuned": "FT"}
+METRIC_NAMES = {"ndcg@10": "nDCG@10", "recall@100": "R@100", "mrr@10": "MRR@10", "recall@10": "R@10",
+                "map@100": "MAP@100", "precision@10": "P@10"}
+TEST_NAMES = {"randomization": "paired randomization test", "t-test": "paired t-test"}
+CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}
+# Config keys that never make two records different systems (they are the grid, or do not change results).
+NOT_VARIANTS = {"method", "method_params", "lang", "seed", "setting", "dataset", "train_dataset", "device",
+                "encode.batch_size"}
+REFERENCE_METHODS = ("eval", "bm25", "dense-bridge")
+MARK, WORSE_MARK = "†", "↓"  # significantly better / worse than the baseline
+DASH = "–"
+
+
+# --------------------------------------------------------------------------------------------
+# Loading records
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Entry:
+    """One ok run record with what the report needs from its files."""
+
+    record: dict[str, Any]
+    config: dict[str, Any]
+    per_query: dict[str, dict[str, float]]  # metric -> qid -> score
+    env: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def column(self) -> "Column":
+        r = self.record
+        return Column(r["setting"], r["lang"] or "und", r["dataset"])
+
+    def value(self, metric: str) -> float | None:
+        scores = self.per_query.get(metric)
+        return sum(scores.values()) / len(scores) if scores else None
+
+
+@dataclass(frozen=True, order=True)
+class Column:
+    setting: str
+    lang: str
+    dataset: str
+
+    def sort_key(self) -> tuple:
+        return (SETTING_ORDER.get(self.setting, 9), self.setting, self.lang, self.dataset)
+
+
+@dataclass
+class Records:
+    entries: list[Entry] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # unreadable records, duplicates
+
+
+def load_records(runs_dir: Path | str, profile: str | None = None) -> Records:
+    """Every record under ``runs_dir`` (sorted by run id), split into ok entries and failures."""
+    out = Records()
+    for path in sorted(Path(runs_dir).glob(f"*/{RESULT}")):
+        try:
+            record = read_json(path)
+            if profile and record.get("profile") != profile:
+                continue
+            if record.get("status", "ok") != "ok":
+                out.failed.append(record)
+                continue
+            files = record["files"]
+            per_query = read_per_query(path.parent / files["per_query"])
+            out.entries.append(Entry(record, _optional_json(path.parent, files, "config"), per_query,
+                                     _optional_json(path.parent, files, "env")))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            out.problems.append(f"unreadable record {path.parent.name}: {type(err).__name__}: {err}")
+    return out
+
+
+def _optional_json(folder: Path, files: dict[str, str], key: str) -> dict[str, Any]:
+    path = folder / files[key] if key in files else None
+    return read_json(path) if path is not None and path.is_file() else {}
+
+
+# --------------------------------------------------------------------------------------------
+# Row labels: method, or the evaluated model, plus whatever distinguishes several variants
+# --------------------------------------------------------------------------------------------
+def base_label(record: dict[str, Any]) -> str:
+    if record["method"] == "eval":
+        return f"eval:{record['method_params'].get('model', '?')}"
+    return record["method"]
+
+
+def identity(entry: Entry) -> dict[str, str]:
+    """What makes a record a distinct system: its parameters and its non-grid config values."""
+    ident = {k: _short(v) for k, v in entry.record.get("method_params", {}).items()}
+    ident.update({k: _short(v) for k, v in entry.config.items() if k not in NOT_VARIANTS})
+    return ident
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def assign_labels(entries: list[Entry]) -> None:
+    """Label = base label, plus ``(key=value, ...)`` for the keys that differ within that base."""
+    groups: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        groups[base_label(entry.record)].append(entry)
+    for base, members in groups.items():
+        idents = [identity(e) for e in members]
+        keys = sorted({k for i in idents for k in i})
+        varying = [k for k in keys if len({i[k] for i in idents if k in i}) > 1]
+        for entry, ident in zip(members, idents):
+            parts = [f"{k}={ident[k]}" for k in varying if k in ident]
+            entry.label = f"{base} ({', '.join(parts)})" if parts else base
+
+
+# --------------------------------------------------------------------------------------------
+# The table model
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    values: list[float]  # one per seed
+    per_query: list[dict[str, float]]  # one per seed
+    p: float | None = None
+    p_adjusted: float | None = None
+    diff: float | None = None
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    @property
+    def sd(self) -> float | None:
+        if len(self.values) < 2:
+            return None
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
+
+    def significant(self, alpha: float = 0.05) -> bool:
+        return self.p_adjusted is not None and self.p_adjusted < alpha
+
+    def mark(self) -> str:
+        """``†`` significantly better than the baseline, ``↓`` significantly worse, else nothing."""
+        if not self.significant() or not self.diff:
+            return ""
+        return MARK if self.diff > 0 else WORSE_MARK
+
+
+@dataclass
+class Table:
+    metric: str
+    rows: list[str]
+    columns: list[Column]
+    cells: dict[tuple[str, Column], Cell]
+    baseline: str | None
+    baseline_method: str = ""
+    n_comparisons: int = 0
+
+
+def build_table(entries: list[Entry], metric: str, baseline_method: str) -> tuple[Table, list[str]]:
+    """Cells of one metric; returns the table and notes about ignored duplicate records."""
+    cells: dict[tuple[str, Column], Cell] = {}
+    seen: dict[tuple[str, Column, int], str] = {}
+    notes = []
+    for entry in sorted(entries, key=lambda e: e.record["run_id"]):
+        value = entry.value(metric)
+        if value is None:
+            continue
+        key = (entry.label, entry.column, entry.record["seed"])
+        if key in seen:
+            notes.append(f"{entry.record['run_id']} duplicates {seen[key]} (same row, column and seed): ignored")
+            continue
+        seen[key] = entry.record["run_id"]
+        cell = cells.setdefault((entry.label, entry.column), Cell([], []))
+        cell.values.append(value)
+        cell.per_query.append(entry.per_query[metric])
+    references = {e.label for e in entries if e.record["method"] in REFERENCE_METHODS}
+    rows = sorted({r for r, _ in cells}, key=lambda r: (r in references, r))  # methods first, then references
+    columns = sorted({c for _, c in cells}, key=Column.sort_key)
+    baselines = sorted({e.label for e in entries if e.record["method"] == baseline_method})
+    baseline = baselines[0] if len(baselines) == 1 else None
+    return Table(metric, rows, columns, cells, baseline, baseline_method), notes
+
+
+def add_significance(table: Table, *, test: str, correction: str, n_resamples: int, seed: int) -> None:
+    """Each row against the baseline in every column; one correction over the whole table."""
+    if table.baseline is None:
+        return
+    tested = []
+    for column in table.columns:
+        base = table.cells.get((table.baseline, column))
+        if base is None:
+            continue
+        base_scores = average_over_seeds(base.per_query)
+        for row in table.rows:
+            cell = table.cells.get((row, column))
+            if cell is None or row == table.baseline:
+                continue
+            scores = average_over_seeds(cell.per_query)
+            common = sorted(scores.keys() & base_scores.keys())
+            cell.diff = sum(scores[q] - base_scores[q] for q in common) / len(common) if common else None
+            cell.p = run_test(scores, base_scores, test, n_resamples=n_resamples, seed=seed)
+            tested.append(cell)
+    for cell, p_adj in zip(tested, adjust([c.p for c in tested], correction)):
+        cell.p_adjusted = p_adj
+    table.n_comparisons = len(tested)
+
+
+def row_average(table: Table, row: str, setting: str) -> float | None:
+    """Mean of the row's cell means over the setting's columns; None unless the row has them all."""
+    columns = [c for c in table.columns if c.setting == setting]
+    cells = [table.cells.get((row, c)) for c in columns]
+    if not cells or any(c is None for c in cells):
+        return None
+    return sum(c.mean for c in cells) / len(cells)
+
+
+def settings_of(table: Table) -> list[str]:
+    return sorted({c.setting for c in table.columns}, key=lambda s: (SETTING_ORDER.get(s, 9), s))
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting helpers (fixed precision: the files must be identical on rebuild)
+# --------------------------------------------------------------------------------------------
+def fmt(value: float | None, digits: int = 3) -> str:
+    return DASH if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def fmt_p(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def metric_name(metric: str) -> str:
+    return METRIC_NAMES.get(metric, metric)
+
+
+def column_title(column: Column, columns: list[Column]) -> str:
+    """``ko ZS``; the dataset name instead of the language when a language has several datasets."""
+    datasets = {c.dataset for c in columns if c.lang == column.lang}
+    where = column.lang if len(datasets) == 1 and column.lang != "und" else short_dataset(column.dataset)
+    return f"{where} {SETTING_SHORT.get(column.setting, column.setting)}"
+
+
+def short_dataset(name: str) -> str:
+    """``beir:/long/path/scifact:test`` -> ``scifact:test``; registered names stay as they are."""
+    if not name.startswith("beir:"):
+        return name
+    body = name[len("beir:"):].rstrip("/")
+    return body.rsplit("/", 1)[-1]
+
+
+def best_means(table: Table) -> dict[Column, str]:
+    """The best formatted mean per column (ties in print are all best)."""
+    out = {}
+    for column in table.columns:
+        means = [table.cells[(r, column)].mean for r in table.rows if (r, column) in table.cells]
+        out[column] = fmt(max(means))
+    return out
+
+
+def header_names(table: Table) -> list[str]:
+    names = ["system"]
+    for setting in settings_of(table):
+        names += [column_title(c, table.columns) for c in table.columns if c.setting == setting]
+        names.append(f"avg {SETTING_SHORT.get(setting, setting)}")
+    return names
+
+
+def row_cells(table: Table, row: str, render: Any) -> list[str]:
+    """Formatted cells of one row in header order; ``render(cell, is_best, is_baseline)``."""
+    best = best_means(table)
+    out = [row]
+    for setting in settings_of(table):
+        for column in (c for c in table.columns if c.setting == setting):
+            cell = table.cells.get((row, column))
+            out.append(DASH if cell is None else render(cell, fmt(cell.mean) == best[column], row == table.baseline))
+        out.append(fmt(row_average(table, row, setting)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------
+def md_cell(cell: Cell, best: bool, is_baseline: bool) -> str:
+    text = fmt(cell.mean) + (f" ± {fmt(cell.sd)}" if cell.sd is not None else "")
+    text = f"**{text}**" if best else text
+    return text + cell.mark()
+
+
+def caption(table: Table, test: str, correction: str) -> str:
+    seeds = "mean ± sd over seeds (sd only with two or more seeds)"
+    if table.baseline is None:
+        sig = f"no significance tests (baseline method '{table.baseline_method}' has no single row in this table)"
+    else:
+        sig = (f"{MARK} / {WORSE_MARK}: significantly better / worse than {table.baseline}, adjusted p < 0.05 "
+               f"({TEST_NAMES.get(test, test)} on per-query "
+               f"scores averaged over seeds, {CORRECTION_NAMES.get(correction, correction)} correction over "
+               f"the {table.n_comparisons} comparisons in this table)")
+    return f"{metric_name(table.metric)}, {seeds}; best per column in bold; {sig}."
+
+
+def markdown(tables: list[Table], records: Records, notes: list[str], header: dict[str, Any], test: str,
+             correction: str, plots: list[Path]) -> str:
+    from tabulate import tabulate
+
+    lines = ["# Leaderboard", ""]
+    lines += [f"- {k}: `{v}`" for k, v in sorted(header.items())]
+    lines += [f"- records: {len(records.entries)} ok, {len(records.failed)} failed"]
+    commits = record_commits(records.entries)
+    lines += [f"- records produced at commit(s): {', '.join(f'`{c}`' for c in commits)}"] if commits else []
+    lines.append("")
+    for table in tables:
+        rows = [row_cells(table, r, md_cell) for r in table.rows]
+        lines += [f"## {metric_name(table.metric)}", "",
+                  tabulate(rows, headers=header_names(table), tablefmt="github", disable_numparse=True), "",
+                  caption(table, test, correction), ""]
+    lines += convergence_markdown(records.entries)
+    lines += [f"![{p.stem}]({p.name})" for p in plots] + ([""] if plots else [])
+    lines += footer_markdown(records, notes)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def record_commits(entries: list[Entry]) -> list[str]:
+    """Distinct git commits in the records' env.json files (provenance of the numbers)."""
+    return sorted({str(e.env.get("git")) for e in entries if e.env.get("git")})
+
+
+def convergence_markdown(entries: list[Entry]) -> list[str]:
+    """Steps to reach 95% of the final score (fine-tuned records that report it), mean over seeds."""
+    from tabulate import tabulate
+
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for e in entries:
+        if e.record.get("steps_to_95") is not None:
+            values[(e.label, e.record["lang"])].append(float(e.record["steps_to_95"]))
+    if not values:
+        return []
+    langs = sorted({lang for _, lang in values})
+    rows = [[label] + [fmt(_mean_or_none(values.get((label, lang))), 0) for lang in langs]
+            for label in sorted({label for label, _ in values})]
+    return ["## Steps to 95% of the final score", "",
+            tabulate(rows, headers=["system", *langs], tablefmt="github", disable_numparse=True), ""]
+
+
+def _mean_or_none(values: list[float] | None) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def footer_markdown(records: Records, notes: list[str]) -> list[str]:
+    from tabulate import tabulate
+
+    lines = []
+    if records.failed:
+        rows = [[r.get("run_id", "?"), r.get("method", "?"), r.get("lang", "?"), r.get("setting", "?"),
+                 str(r.get("seed", "?")), _one_line(r.get("error", ""))]
+                for r in sorted(records.failed, key=lambda r: str(r.get("run_id")))]
+        lines += ["## Failed cells", "",
+                  tabulate(rows, headers=["run", "method", "lang", "setting", "seed", "error"], tablefmt="github",
+                           disable_numparse=True), ""]
+    if records.problems or notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in sorted(records.problems + notes)] + [""]
+    return lines
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split()).replace("|", "/")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------
+# LaTeX (booktabs)
+# --------------------------------------------------------------------------------------------
+_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def tex_cell(cell: Cell, best: bool, is_baseline: bool) -> str:
+    number = fmt(cell.mean) + (rf" \pm {fmt(cell.sd)}" if cell.sd is not None else "")
+    number = rf"\mathbf{{{number}}}" if best else number
+    mark = {MARK: r"^{\dagger}", WORSE_MARK: r"^{\downarrow}"}.get(cell.mark(), "")
+    return f"${number}{mark}$"
+
+
+def latex(tables: list[Table], header: dict[str, Any], test: str, correction: str) -> str:
+    lines = ["% generated by harness leaderboard; needs \\usepackage{booktabs}"]
+    lines += [f"% {k}: {v}" for k, v in sorted(header.items())]
+    for table in tables:
+        names = header_names(table)
+        lines += ["\\begin{table}[t]", "\\centering", "\\small",
+                  f"\\begin{{tabular}}{{l{'c' * (len(names) - 1)}}}", "\\toprule",
+                  " & ".join(tex_escape(n) for n in names) + " \\\\", "\\midrule"]
+        for row in table.rows:
+            cells = row_cells(table, row, tex_cell)
+            cells = [tex_escape(cells[0])] + [c if c.startswith("$") else tex_escape(c).replace(DASH, "--")
+                                              for c in cells[1:]]
+            lines.append(" & ".join(cells) + " \\\\")
+        text = caption(table, test, correction).replace(MARK, "$^{\\dagger}$").replace(WORSE_MARK, "$^{\\downarrow}$")
+        text = text.replace("±", "$\\pm$").replace("p < 0.05", "$p < 0.05$")
+        lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{_tex_caption(text)}}}",
+                  f"\\label{{tab:{_slug(table.metric)}}}", "\\end{table}", ""]
+    return "\n".join(lines)
+
+
+def _tex_caption(text: str) -> str:
+    """Escape a caption except its math segments."""
+    parts = text.split("$")
+    return "$".join(p if i % 2 else tex_escape(p) for i, p in enumerate(parts))
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
+
+
+# --------------------------------------------------------------------------------------------
+# CSV (long format: one row per system x column x metric)
+# --------------------------------------------------------------------------------------------
+CSV_FIELDS = ["metric", "system", "setting", "lang", "dataset", "n_seeds", "mean", "sd", "diff_vs_baseline",
+              "p", "p_adjusted", "significant"]
+
+
+def csv_text(tables: list[Table]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for table in tables:
+        for row in table.rows:
+            for column in table.columns:
+                cell = table.cells.get((row, column))
+                if cell is not None:
+                    writer.writerow([table.metric, row, column.setting, column.lang, column.dataset,
+                                     len(cell.values), f"{cell.mean:.6f}",
+                                     "" if cell.sd is None else f"{cell.sd:.6f}",
+                                     "" if cell.diff is None else f"{cell.diff:.6f}", fmt_p(cell.p),
+                                     fmt_p(cell.p_adjusted),
+                                     "" if cell.p_adjusted is None else int(cell.significant())])
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig: Any, path: Path) -> Path:
+    """Write a PNG with no Software/date metadata (so rebuilds are byte-identical)."""
+    plt = _pyplot()
+    from harness.util import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def mean_curve(curves: list[list[dict[str, Any]]], metric: str) -> list[tuple[float, float, float]]:
+    """(step, mean wall seconds, mean metric) at the steps every seed's curve reports."""
+    by_step = [{int(p["step"]): p for p in c if p.get(metric) is not None} for c in curves]
+    steps = sorted(set(by_step[0]).intersection(*by_step[1:])) if by_step else []
+    n = len(by_step)
+    return [(s, sum(float(b[s].get("wall_seconds", 0.0)) for b in by_step) / n,
+             sum(float(b[s][metric]) for b in by_step) / n) for s in steps]
+
+
+def color_map(labels: Iterable[str]) -> dict[str, str]:
+    """One fixed colour per system across all plots (matplotlib's default cycle, by sorted label)."""
+    return {label: f"C{i % 10}" for i, label in enumerate(sorted(set(labels)))}
+
+
+def convergence_plots(entries: list[Entry], metric: str, out_dir: Path, name: str,
+                      colors: dict[str, str]) -> list[Path]:
+    """One PNG per (language, dataset): metric vs step and vs wall time, one line per system."""
+    curves: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for e in entries:
+        if e.record.get("curve"):
+            curves[(e.record["lang"], e.record["dataset"])][e.label].append(e.record["curve"])
+    paths = []
+    for (lang, dataset), systems in sorted(curves.items()):
+        plt = _pyplot()
+        fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(10, 4))
+        for label in sorted(systems):
+            points = mean_curve(systems[label], metric)
+            style = dict(marker="o", label=label, color=colors[label])
+            by_step.plot([p[0] for p in points], [p[2] for p in points], **style)
+            by_time.plot([p[1] for p in points], [p[2] for p in points], **style)
+        by_step.set(xlabel="step", ylabel=metric_name(metric), title=f"{dataset}: {metric_name(metric)} vs step")
+        by_time.set(xlabel="wall time (s)", title="vs wall time")
+        by_step.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(save_png(fig, out_dir / f"{name}-convergence-{_slug(lang)}-{_slug(dataset)}.png"))
+    return paths
+
+
+def zero_shot_bars(table: Table, out_dir: Path, name: str, colors: dict[str, str]) -> list[Path]:
+    """Grouped bars: zero-shot columns on the x axis, one bar per system, sd as error bars."""
+    columns = [c for c in table.columns if c.setting == "zero-shot"]
+    rows = [r for r in table.rows if any((r, c) in table.cells for c in columns)]
+    if not columns or not rows:
+        return []
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(columns) * max(1, len(rows)) / 3), 4))
+    width = 0.8 / len(rows)
+    for i, row in enumerate(rows):
+        cells = [table.cells.get((row, c)) for c in columns]
+        ax.bar([j + i * width for j in range(len(columns))], [c.mean if c else 0.0 for c in cells], width,
+               yerr=[(c.sd or 0.0) if c else 0.0 for c in cells], label=row, capsize=2, color=colors[row])
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(columns))])
+    ax.set_xticklabels([column_title(c, table.columns) for c in columns])
+    ax.set(ylabel=metric_name(table.metric), title=f"Zero-shot {metric_name(table.metric)}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return [save_png(fig, out_dir / f"{name}-zero-shot.png")]
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+def build_leaderboard(runs_dir: Path | str, out_dir: Path | str, name: str = "pocket", metric: str = "ndcg@10",
+                      metrics: Sequence[str] = DEFAULT_METRICS, baseline: str = "random", test: str = "randomization",
+                      correction: str = "holm", header: dict[str, Any] | None = None, *,
+                      profile: str | None = None, n_resamples: int = 10000, seed: int = 0) -> list[Path]:
+    """Write ``<name>.md``, ``<name>.tex``, ``<name>.csv`` and PNG plots into ``out_dir``; return the paths."""
+    from harness.stats import CORRECTIONS, TESTS
+    from harness.util import HarnessError
+
+    if test not in TESTS or correction not in CORRECTIONS:
+        raise HarnessError(f"unknown test '{test}' or correction '{correction}': tests {', '.join(TESTS)}; "
+                           f"corrections {', '.join(CORRECTIONS)}")
+    out_dir = Path(out_dir)
+    records = load_records(runs_dir, profile)
+    if not records.entries and not records.failed:
+        raise HarnessError(f"no run records under {runs_dir}: run `harness sweep` or `harness run` first")
+    assign_labels(records.entries)
+    tables, notes = [], []
+    for m in _ordered_metrics(metric, metrics):
+        table, duplicate_notes = build_table(records.entries, m, baseline)
+        add_significance(table, test=test, correction=correction, n_resamples=n_resamples, seed=seed)
+        tables.append(table)
+        notes = sorted(set(notes) | set(duplicate_notes))
+    tables = [t for t in tables if t.rows]
+    colors = color_map(e.label for e in records.entries)
+    plots = (zero_shot_bars(tables[0], out_dir, name, colors) if tables else []) + \
+        convergence_plots(records.entries, metric, out_dir, name, colors)
+    header = dict(header or {})
+    paths = [out_dir / f"{name}.md", out_dir / f"{name}.tex", out_dir / f"{name}.csv"]
+    write_text_atomic(paths[0], markdown(tables, records, notes, header, test, correction, plots))
+    write_text_atomic(paths[1], latex(tables, header, test, correction))
+    write_text_atomic(paths[2], csv_text(tables))
+    return paths + plots
+
+
+def _ordered_metrics(metric: str, metrics: Iterable[str]) -> list[str]:
+    return [metric] + [m for m in metrics if m != metric]

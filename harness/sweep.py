@@ -1,0 +1,196 @@
+"""The sweep: every method x language x seed x setting of a profile, one recorded run per cell.
+
+Cells already recorded with status "ok" are skipped (``pipeline.execute`` finds them by run id);
+a cell that fails is recorded with status "failed" and its error, and the sweep goes on, so a
+leaderboard can list what is missing and a later sweep retries exactly the failed cells.
+With ``workers > 1`` cells run in separate processes (spawned: CUDA and forking do not mix).
+"""
+from __future__ import annotations
+
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from harness.config import load_config, run_config
+from harness.runs import RunDir, result_record
+from harness.util import HarnessError, write_text_atomic
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Cell:
+    """One grid cell; ``run`` is None when it could not even be planned (``error`` says why)."""
+
+    method: str
+    lang: str
+    seed: int
+    setting: str
+    run: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.lang}/{self.setting}/s{self.seed}"
+
+
+@dataclass
+class SweepSummary:
+    total: int = 0
+    ran: list[str] = field(default_factory=list)  # run ids executed now
+    skipped: list[str] = field(default_factory=list)  # run ids already recorded
+    failed: list[dict[str, str]] = field(default_factory=list)  # {run_id, cell, error}
+    stopped_early: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def line(self) -> str:
+        stop = " (stopped at the first failure)" if self.stopped_early else ""
+        return (f"{self.total} cells: {len(self.ran)} ran, {len(self.skipped)} already recorded, "
+                f"{len(self.failed)} failed{stop}")
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+def plan_cells(profile: str, overrides: Sequence[str] = ()) -> list[Cell]:
+    """Every grid cell, planned; a method that cannot be planned gives cells carrying the error."""
+    from harness.pipeline import plan_runs
+    from harness.registry import UnknownNameError
+
+    config = load_config(profile, list(overrides))
+    settings = list(config["settings"])
+    cells = []
+    for method in config["methods"]:
+        for lang in config["languages"]:
+            for seed in config["seeds"]:
+                try:
+                    runs = plan_runs(profile, list(overrides), method=method, lang=lang, seed=seed, settings=settings)
+                    cells += [Cell(method, lang, seed, r["setting"], run=r) for r in runs]
+                except (HarnessError, UnknownNameError, ValueError) as err:
+                    cells += [Cell(method, lang, seed, s, run=fallback_run(config, method, lang, seed, s),
+                                   error=f"planning failed: {err}") for s in settings]
+    return cells
+
+
+def fallback_run(config: dict[str, Any], method: str, lang: str, seed: int, setting: str) -> dict[str, Any]:
+    """A run config for a cell whose planning failed, so the failure gets a record (and a run id)."""
+    params = config["method_params"].get(method, {})
+    return run_config(config, method=method, method_params=params, lang=lang, seed=seed, setting=setting)
+
+
+# --------------------------------------------------------------------------------------------
+# Records of failures
+# --------------------------------------------------------------------------------------------
+def record_failure(runs_dir: str, run: dict[str, Any], error: str, detail: str = "") -> dict[str, Any]:
+    """Write ``result.json`` with status "failed", no metrics, and the error (plus its traceback)."""
+    folder = RunDir.for_config(runs_dir, run)
+    folder.write_json("config.json", run)
+    files = {"config": "config.json"}
+    if detail:
+        write_text_atomic(folder.file("error.txt"), detail)
+        files["error"] = "error.txt"
+    record = result_record(run, metrics=None, timing={}, files=files, extra={"status": "failed", "error": error})
+    folder.write_json("result.json", record)
+    return record
+
+
+def recorded_status(runs_dir: str, run: dict[str, Any]) -> str | None:
+    folder = RunDir.for_config(runs_dir, run)
+    return folder.result().get("status", "ok") if folder.done() else None
+
+
+# --------------------------------------------------------------------------------------------
+# Execution
+# --------------------------------------------------------------------------------------------
+def run_cell(run: dict[str, Any], runs_dir: str, echo: Echo | None = None) -> tuple[str, str, str | None]:
+    """Execute one cell, recording a failure instead of raising: (run id, "ran"|"skipped"|"failed", error)."""
+    from harness import pipeline
+
+    echo = echo or _quiet
+    rid = RunDir.for_config(runs_dir, run).id
+    status = recorded_status(runs_dir, run)
+    if status == "ok":
+        return rid, "skipped", None
+    try:
+        # a failed record is retried: force past it (execute would otherwise report it as done)
+        pipeline.execute(run, runs_dir=runs_dir, force=status is not None, echo=echo)
+    except Exception as err:  # one broken cell must not stop the sweep
+        message = f"{type(err).__name__}: {err}"
+        record_failure(runs_dir, run, message, traceback.format_exc())
+        return rid, "failed", message
+    return rid, "ran", None
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers: int = 1, echo: Echo = print,
+          fail_fast: bool = False) -> SweepSummary:
+    """Run every cell of ``config`` (a profile name or YAML path), skipping recorded ones."""
+    cells = plan_cells(config, overrides)
+    summary = SweepSummary(total=len(cells))
+    for cell in [c for c in cells if c.error]:
+        record_failure(runs_dir, cell.run, cell.error)
+        _note(summary, cell, (RunDir.for_config(runs_dir, cell.run).id, "failed", cell.error), echo)
+    todo = [c for c in cells if not c.error]
+    if summary.failed and fail_fast:
+        summary.stopped_early = True
+        return summary
+    with _progress(len(cells), initial=len(cells) - len(todo)) as bar:
+        runner = _run_serial if workers <= 1 else _run_parallel
+        runner(todo, runs_dir, workers, echo, fail_fast, summary, bar)
+    echo(summary.line())
+    return summary
+
+
+def _note(summary: SweepSummary, cell: Cell, outcome: tuple[str, str, str | None], echo: Echo) -> None:
+    rid, status, error = outcome
+    if status == "failed":
+        summary.failed.append({"run_id": rid, "cell": cell.label, "error": error or ""})
+        echo(f"FAILED {cell.label} ({rid}): {error}")
+    else:
+        (summary.ran if status == "ran" else summary.skipped).append(rid)
+
+
+def _run_serial(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fail_fast: bool,
+                summary: SweepSummary, bar: Any) -> None:
+    for cell in cells:
+        _note(summary, cell, run_cell(cell.run, runs_dir, echo), echo)
+        bar.update(1)
+        if fail_fast and summary.failed:
+            summary.stopped_early = True
+            return
+
+
+def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fail_fast: bool,
+                  summary: SweepSummary, bar: Any) -> None:
+    import multiprocessing
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_cell, cell.run, runs_dir): cell for cell in cells}
+        for future in as_completed(futures):
+            cell = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as err:  # the worker process itself died (e.g. out of memory)
+                message = f"worker crashed: {type(err).__name__}: {err}"
+                record_failure(runs_dir, cell.run, message)
+                outcome = (RunDir.for_config(runs_dir, cell.run).id, "failed", message)
+            _note(summary, cell, outcome, echo)
+            bar.update(1)
+            if fail_fast and summary.failed:
+                summary.stopped_early = True
+                for pending in futures:
+                    pending.cancel()
+                return
+
+
+def _progress(total: int, initial: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="sweep", unit="cell")

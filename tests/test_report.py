@@ -1,0 +1,290 @@
+"""Leaderboards built from synthetic run records written with the real record code, and BM25 references."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+
+import numpy as np
+import pytest
+
+from harness import stats
+from harness.config import load_config, run_config
+from harness.evaluate import read_trec_run, write_per_query
+from harness.report import build_leaderboard
+from harness.runs import RunDir, result_record
+
+N_QUERIES = 40
+
+
+def write_run(runs_dir, method, lang, setting, seed, ndcg, *, params=None, curve=None, status="ok", error=None):
+    """A run record exactly as the pipeline lays it out (config.json, per_query.json, result.json)."""
+    config = load_config("pocket")
+    run = run_config(config, method=method, method_params=params or {}, lang=lang, seed=seed, setting=setting)
+    folder = RunDir.for_config(runs_dir, run)
+    folder.write_json("config.json", run)
+    if status != "ok":
+        record = result_record(run, metrics=None, timing={}, files={"config": "config.json"},
+                               extra={"status": status, "error": error})
+        folder.write_json("result.json", record)
+        return record
+    per_query = {"ndcg@10": {f"q{i:02d}": float(v) for i, v in enumerate(ndcg)},
+                 "recall@100": {f"q{i:02d}": float(min(1.0, v + 0.1)) for i, v in enumerate(ndcg)}}
+    write_per_query(folder.file("per_query.json"), per_query)
+    extra = {"counts": {"queries": len(ndcg)}}
+    if curve is not None:
+        extra.update(curve=curve, steps_to_95=curve[-1]["step"])
+    metrics = {m: float(np.mean(list(v.values()))) for m, v in per_query.items()}
+    record = result_record(run, metrics=metrics, timing={"evaluate": 1.0},
+                           files={"config": "config.json", "per_query": "per_query.json"}, extra=extra)
+    folder.write_json("result.json", record)
+    return record
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """random (baseline), sembridge (clearly better), mean (= random + noise), a reference, a failure."""
+    rng = np.random.default_rng(0)
+    base = {lang: rng.uniform(0.1, 0.6, size=N_QUERIES) for lang in ("ja", "ko")}
+    systems = {}
+    for lang in ("ja", "ko"):
+        for seed in (0, 1):
+            noise = rng.normal(0, 0.01, size=N_QUERIES)
+            systems[("random", lang, seed)] = np.clip(base[lang] + noise, 0, 1)
+            systems[("sembridge", lang, seed)] = np.clip(base[lang] + 0.3 + noise * (seed + 1), 0, 1)
+            systems[("mean", lang, seed)] = np.clip(base[lang] + rng.normal(0, 0.01, size=N_QUERIES), 0, 1)
+    runs_dir = tmp_path / "runs"
+    for (method, lang, seed), values in systems.items():
+        write_run(runs_dir, method, lang, "zero-shot", seed, values)
+    for seed in (0, 1):
+        curve = [{"step": s, "wall_seconds": 2.0 * s, "ndcg@10": 0.3 + 0.001 * s * (seed + 1), "loss": 1.0 / (1 + s)}
+                 for s in (0, 40, 80)]
+        write_run(runs_dir, "sembridge", "ko", "fine-tuned", seed, systems[("sembridge", "ko", seed)] + 0.01,
+                  curve=curve)
+    write_run(runs_dir, "eval", "ko", "zero-shot", 0, base["ko"] * 0.5, params={"model": "pocket:splade-tiny"})
+    write_run(runs_dir, "focus", "ja", "zero-shot", 0, None, status="failed", error="HarnessError: boom | bad plan")
+    return runs_dir, systems
+
+
+def md_table_rows(text, heading):
+    """The rows of the GitHub table under ``## heading`` as {system: [cells]}."""
+    table = text.split(f"## {heading}\n\n", 1)[1].split("\n\n", 1)[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+    return rows[0], {r[0]: r[1:] for r in rows[2:]}
+
+
+def fmt_cell(values):
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def test_table_contents(runs, tmp_path):
+    runs_dir, systems = runs
+    paths = build_leaderboard(runs_dir, tmp_path / "out", name="lb", n_resamples=2000,
+                              header={"command": "harness leaderboard", "commit": "abc123", "machine": "test"})
+    assert [p.name for p in paths[:3]] == ["lb.md", "lb.tex", "lb.csv"]
+    md = (tmp_path / "out" / "lb.md").read_text()
+    headers, rows = md_table_rows(md, "nDCG@10")
+    assert headers == ["system", "ja ZS", "ko ZS", "avg ZS", "ko FT", "avg FT"]
+    assert list(rows) == ["mean", "random", "sembridge", "eval:pocket:splade-tiny"]  # references last
+    per_seed = {k: float(np.mean(v)) for k, v in systems.items()}
+    sem_ko = [per_seed[("sembridge", "ko", s)] for s in (0, 1)]
+    assert rows["sembridge"][1] == f"**{fmt_cell(sem_ko)}**†"  # best in column, significant
+    rnd_ja = [per_seed[("random", "ja", s)] for s in (0, 1)]
+    assert rows["random"][0] == fmt_cell(rnd_ja)  # the baseline is never marked
+    assert "†" not in rows["mean"][0] + rows["mean"][1]
+    assert rows["eval:pocket:splade-tiny"][0] == "–" and rows["eval:pocket:splade-tiny"][2] == "–"
+    assert rows["eval:pocket:splade-tiny"][1] == f"{per_seed_eval(runs_dir):.3f}↓"  # significantly worse
+    avg = statistics.mean([statistics.mean([per_seed[("mean", lang, s)] for s in (0, 1)]) for lang in ("ja", "ko")])
+    assert rows["mean"][2] == f"{avg:.3f}"
+    assert "commit: `abc123`" in md and "command: `harness leaderboard`" in md
+    assert "## Failed cells" in md and "focus" in md and "boom / bad plan" in md
+    assert "## R@100" in md and "## Steps to 95% of the final score" in md
+
+
+def per_seed_eval(runs_dir):
+    [path] = [p for p in runs_dir.glob("eval-*/per_query.json")]
+    return float(np.mean(list(json.loads(path.read_text())["ndcg@10"].values())))
+
+
+def test_significance_matches_independent_holm(runs, tmp_path):
+    runs_dir, systems = runs
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=2000)
+    rows = list(csv.DictReader(open(tmp_path / "out" / "lb.csv")))
+    tested = [r for r in rows if r["p"]]
+    # zero-shot: mean and sembridge in ja and ko, plus the reference in ko (no baseline in the FT column)
+    assert sorted((r["system"], r["lang"]) for r in tested) == sorted(
+        [("mean", "ja"), ("mean", "ko"), ("sembridge", "ja"), ("sembridge", "ko"), ("eval:pocket:splade-tiny", "ko")])
+    raw = {}
+    for r in tested:
+        if r["system"] == "eval:pocket:splade-tiny":
+            continue
+        a = stats.average_over_seeds([_scores(systems[(r["system"], r["lang"], s)]) for s in (0, 1)])
+        b = stats.average_over_seeds([_scores(systems[("random", r["lang"], s)]) for s in (0, 1)])
+        raw[(r["system"], r["lang"])] = stats.randomization_test(a, b, n_resamples=2000, seed=0)
+        assert float(r["p"]) == pytest.approx(raw[(r["system"], r["lang"])], rel=1e-3)
+    ps = [float(r["p"]) for r in tested]
+    m = len(ps)
+    for r in tested:  # Holm by hand: sort, multiply by (m - rank), running maximum
+        ranked = sorted(ps)
+        running = 0.0
+        for k, p in enumerate(ranked):
+            running = max(running, min(1.0, (m - k) * p))
+            if p == float(r["p"]):
+                break
+        assert float(r["p_adjusted"]) == pytest.approx(running, rel=1e-3)
+    significant = {(r["system"], r["lang"]) for r in tested if r["significant"] == "1"}
+    assert ("sembridge", "ko") in significant and ("mean", "ko") not in significant
+
+
+def _scores(values):
+    return {f"q{i:02d}": float(v) for i, v in enumerate(values)}
+
+
+def test_rebuild_is_byte_identical(runs, tmp_path):
+    runs_dir, _ = runs
+    first = build_leaderboard(runs_dir, tmp_path / "a", name="lb", n_resamples=500)
+    second = build_leaderboard(runs_dir, tmp_path / "b", name="lb", n_resamples=500)
+    names = sorted(p.name for p in first)
+    assert names == sorted(p.name for p in second)
+    assert {"lb.md", "lb.tex", "lb.csv", "lb-zero-shot.png"} <= set(names)
+    assert any(n.startswith("lb-convergence-ko") for n in names)
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    png = (tmp_path / "a" / "lb-zero-shot.png").read_bytes()
+    assert b"Software" not in png and b"matplotlib" not in png.lower()
+
+
+def test_latex_output(runs, tmp_path):
+    runs_dir, _ = runs
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), test="t-test", correction="bh")
+    tex = (tmp_path / "out" / "lb.tex").read_text()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "\\mathbf{" in tex and "^{\\dagger}" in tex
+    assert "paired t-test" in tex and "Benjamini-Hochberg" in tex
+    assert "eval:pocket:splade-tiny" in tex
+    body = [line for line in tex.splitlines() if line.startswith("sembridge")]
+    assert len(body) == 1 and body[0].count("&") == 5
+
+
+def test_method_variants_get_their_own_rows(tmp_path):
+    runs_dir = tmp_path / "runs"
+    rng = np.random.default_rng(1)
+    for alpha in (2.0, 4.0):
+        write_run(runs_dir, "sembridge", "ko", "zero-shot", 0, rng.uniform(size=10), params={"alpha": alpha})
+    write_run(runs_dir, "random", "ko", "zero-shot", 0, rng.uniform(size=10))
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=200)
+    _, rows = md_table_rows((tmp_path / "out" / "lb.md").read_text(), "nDCG@10")
+    assert list(rows) == ["random", "sembridge (alpha=2)", "sembridge (alpha=4)"]
+
+
+def test_no_records_is_an_error(tmp_path):
+    from harness.util import HarnessError
+
+    with pytest.raises(HarnessError, match="no run records"):
+        build_leaderboard(tmp_path / "empty", tmp_path / "out")
+
+
+# -------------------------------------------------------------------------------------------
+# BM25 reference on a BEIR folder written here
+# -------------------------------------------------------------------------------------------
+CORPUS = {
+    "d1": "bounce keys ignore quickly repeated key presses",
+    "d2": "change the wallpaper of the desktop background",
+    "d3": "connect to a wireless network wifi network settings",
+    "d4": "keyboard shortcuts for the desktop",
+    "d5": "wireless printer setup",
+}
+QUERIES = {"q1": "repeated key presses", "q2": "wireless network", "q3": "desktop wallpaper"}
+QRELS = {"q1": "d1", "q2": "d3", "q3": "d2"}
+
+
+@pytest.fixture
+def beir_dir(tmp_path):
+    root = tmp_path / "beir"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in CORPUS.items()))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items()))
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n"
+                                             + "".join(f"{q}\t{d}\t1\n" for q, d in QRELS.items()))
+    return root
+
+
+def reference_bm25(query, k1=0.9, b=0.4):
+    """Textbook Okapi BM25 (Lucene idf), written with plain loops."""
+    docs = {d: t.split() for d, t in CORPUS.items()}
+    avgdl = sum(len(t) for t in docs.values()) / len(docs)
+    scores = {}
+    for d, terms in docs.items():
+        score = 0.0
+        for term in query.split():
+            df = sum(term in t for t in docs.values())
+            tf = terms.count(term)
+            idf = math.log(1 + (len(docs) - df + 0.5) / (df + 0.5))
+            score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(terms) / avgdl))
+        if score > 0:
+            scores[d] = score
+    return scores
+
+
+def test_bm25_reference_record(beir_dir, tmp_path):
+    from harness.references import evaluate_reference
+
+    runs_dir = tmp_path / "runs"
+    messages = []
+    record = evaluate_reference("bm25", f"beir:{beir_dir}", runs_dir=str(runs_dir), echo=messages.append)
+    assert record["status"] == "ok" and record["method"] == "bm25" and record["lang"] == "und"
+    assert record["method_params"] == {"k1": 0.9, "b": 0.4, "analyzer": "auto"}
+    assert record["reference"]["analyzer"].startswith("unicode")
+    folder = runs_dir / record["run_id"]
+    run = read_trec_run(folder / "run.trec")
+    for qid, text in QUERIES.items():
+        expected = reference_bm25(text)
+        assert list(run[qid]) == sorted(expected, key=lambda d: (-expected[d], d))
+        assert run[qid] == pytest.approx(expected, rel=1e-5)
+    per_query = json.loads((folder / "per_query.json").read_text())
+    assert per_query["ndcg@10"] == {"q1": 1.0, "q2": 1.0, "q3": 1.0}
+    again = evaluate_reference("bm25", f"beir:{beir_dir}", runs_dir=str(runs_dir), echo=messages.append)
+    assert again == record and "already recorded" in messages[-1]
+    paths = build_leaderboard(runs_dir, tmp_path / "out", name="refs", baseline="random", n_resamples=100)
+    _, rows = md_table_rows(paths[0].read_text(), "nDCG@10")
+    assert rows["bm25"][0] == "**1.000**"
+
+
+def test_reference_record_has_mean_metrics(beir_dir, tmp_path):
+    from harness.references import evaluate_reference
+
+    record = evaluate_reference("bm25", f"beir:{beir_dir}", runs_dir=str(tmp_path / "runs"), echo=lambda _: None)
+    assert record["metrics"]["ndcg@10"] == pytest.approx(1.0)
+
+
+def test_bm25_wordpiece_analyzer_and_cjk_bigrams(beir_dir, tmp_path):
+    from harness.checks import make_wordpiece
+    from harness.references import evaluate_reference, unicode_terms
+
+    assert unicode_terms("東京タワー and Ｔｏｋｙｏ 駅") == ["東京", "京タ", "タワ", "ワー", "and", "tokyo", "駅"]
+    tokenizer_dir = tmp_path / "tok"
+    make_wordpiece(sorted({w for t in [*CORPUS.values(), *QUERIES.values()] for w in t.split()})).save_pretrained(
+        tokenizer_dir)
+    record = evaluate_reference("bm25", f"beir:{beir_dir}", runs_dir=str(tmp_path / "runs"),
+                                overrides=[f"target_tokenizer={tokenizer_dir}"], params={"analyzer": "wordpiece"},
+                                echo=lambda _: None)
+    assert record["reference"]["analyzer"] == f"target WordPiece {tokenizer_dir}"
+    run = read_trec_run(tmp_path / "runs" / record["run_id"] / "run.trec")
+    expected = reference_bm25(QUERIES["q2"])  # whole-word vocabulary: the same terms as whitespace splitting
+    assert run["q2"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_dense_bridge_reference_on_tiny_collection(tmp_path):
+    """The pocket bridge model as a dense retriever (about a minute on CPU: the model is rebuilt)."""
+    from pathlib import Path
+
+    from harness.references import evaluate_reference
+
+    fixture = Path(__file__).parent / "fixtures" / "beir-tiny"
+    record = evaluate_reference("dense-bridge", f"beir:{fixture}", runs_dir=str(tmp_path), echo=lambda _: None)
+    assert record["method_params"]["query_prefix"] == "query: " and record["reference"]["dim"] > 0
+    run = read_trec_run(tmp_path / record["run_id"] / "run.trec")
+    assert next(iter(run["q1"])) == "d1" and next(iter(run["q2"])) == "d3"
+    assert all(-1.0 <= s <= 1.0 for docs in run.values() for s in docs.values())  # cosine

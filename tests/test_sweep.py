@@ -1,0 +1,95 @@
+"""The sweep over a tiny profile: skipping recorded cells, recording failures and going on."""
+from __future__ import annotations
+
+import pytest
+
+from harness import pipeline
+from harness.evaluate import EvalResult
+from harness.runs import RunDir, iter_results
+from harness.sweep import sweep
+from harness.util import HarnessError
+
+PROFILE = """\
+profile: tiny
+languages: [ko, ja]
+methods: [random, mean, nosuchmethod]
+seeds: [0, 1]
+settings: [zero-shot]
+"""
+
+
+@pytest.fixture
+def profile(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(PROFILE)
+    return str(path)
+
+
+@pytest.fixture
+def fake_execute(monkeypatch):
+    """pipeline.execute without models: records through the real write_record; mean/ja has an invalid plan."""
+    calls = []
+
+    def execute(run, *, runs_dir, force=False, echo=print):
+        calls.append((run["method"], run["lang"], run["seed"], force))
+        folder = RunDir.for_config(runs_dir, run)
+        if folder.done() and not force:
+            return folder.result()
+        if run["method"] == "mean" and run["lang"] == "ja":
+            raise HarnessError("method 'mean' returned an invalid plan: row 3 sums to 0")
+        scores = {"ndcg@10": {"q1": 0.5, "q2": 0.25 * (run["seed"] + 1)}}
+        evaluation = EvalResult(mean={"ndcg@10": 0.5}, per_query=scores, n_queries=2, metrics=("ndcg@10",))
+        return pipeline.write_record(folder, run, evaluation, {"q1": {"d1": 1.0}, "q2": {"d2": 1.0}}, {"x": 0.1})
+
+    monkeypatch.setattr(pipeline, "execute", execute)
+    return calls
+
+
+def test_sweep_records_failures_and_goes_on(profile, fake_execute, tmp_path):
+    runs_dir = str(tmp_path / "runs")
+    lines = []
+    summary = sweep(profile, runs_dir=runs_dir, echo=lines.append)
+    assert summary.total == 12  # 3 methods x 2 languages x 2 seeds x 1 setting
+    assert len(summary.ran) == 6 and summary.skipped == [] and len(summary.failed) == 6
+    assert len(fake_execute) == 8  # 6 ok + 2 invalid plans; the unknown method never reaches execute
+    records = iter_results(runs_dir)
+    assert len(records) == 12
+    failed = [r for r in records if r["status"] == "failed"]
+    assert sorted((r["method"], r["lang"]) for r in failed) == sorted(
+        [("mean", "ja")] * 2 + [("nosuchmethod", "ko")] * 2 + [("nosuchmethod", "ja")] * 2)
+    assert all(r["metrics"] is None for r in failed)
+    plan_error = next(r for r in failed if r["method"] == "mean")
+    assert plan_error["error"] == "HarnessError: method 'mean' returned an invalid plan: row 3 sums to 0"
+    assert "Traceback" in (tmp_path / "runs" / plan_error["run_id"] / "error.txt").read_text()
+    unknown = next(r for r in failed if r["method"] == "nosuchmethod")
+    assert unknown["error"].startswith("planning failed: unknown method 'nosuchmethod'")
+    assert summary.line() == "12 cells: 6 ran, 0 already recorded, 6 failed"
+    assert any(line.startswith("FAILED mean/ja/zero-shot/s0") for line in lines)
+
+
+def test_second_sweep_skips_ok_cells_and_retries_failures(profile, fake_execute, tmp_path):
+    runs_dir = str(tmp_path / "runs")
+    sweep(profile, runs_dir=runs_dir, echo=lambda _: None)
+    fake_execute.clear()
+    summary = sweep(profile, runs_dir=runs_dir, echo=lambda _: None)
+    assert len(summary.skipped) == 6 and summary.ran == [] and len(summary.failed) == 6
+    assert fake_execute == [("mean", "ja", 0, True), ("mean", "ja", 1, True)]  # forced past the failed record
+
+
+def test_fail_fast_stops_at_first_failure(profile, fake_execute, tmp_path):
+    runs_dir = str(tmp_path / "runs")
+    summary = sweep(profile, runs_dir=runs_dir, overrides=["methods=[random, mean]"], echo=lambda _: None,
+                    fail_fast=True)
+    assert summary.stopped_early and len(summary.failed) == 1
+    assert len(iter_results(runs_dir)) == len(summary.ran) + 1 < 8
+
+
+def test_parallel_workers_record_real_failures(profile, tmp_path):
+    """Spawned workers run the real pipeline.execute; a missing source model fails every cell fast."""
+    runs_dir = str(tmp_path / "runs")
+    overrides = ["methods=[random]", "languages=[ko]", f"source_model={tmp_path / 'no-such-model'}"]
+    summary = sweep(profile, runs_dir=runs_dir, overrides=overrides, workers=2, echo=lambda _: None)
+    assert summary.total == 2 and len(summary.failed) == 2
+    records = iter_results(runs_dir)
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert all("no-such-model" in r["error"] for r in records)
