@@ -417,3 +417,11 @@ def _declare_builtin_methods() -> None:
 
 
 _declare_builtin_methods()
+
+
+# --------------------------------------------------------------------------------------------
+# Re-exports for static-vector methods (FOCUS, WECHSEL). harness.static_vectors imports fasttext
+# lazily, so these keep `import harness.api` light.
+# --------------------------------------------------------------------------------------------
+from harness.static_vectors import StaticVectors, tokenizer_signature, train_static_vectors  # noqa: E402,F401
+from harness.util import HarnessError  # noqa: E402,F401
