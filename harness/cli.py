@@ -201,6 +201,65 @@ def check_method_cmd(name: str, overrides: tuple[str, ...]) -> None:
     click.echo(f"ok: '{name}' returns a valid plan")
 
 
+@main.command("sweep")
+@click.argument("config")
+@click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--workers", type=int, default=1, show_default=True, help="parallel worker processes")
+@click.option("--fail-fast", is_flag=True, help="stop at the first failed cell")
+@user_errors
+def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: int, fail_fast: bool) -> None:
+    """Run the grid methods x languages x seeds x settings of CONFIG (a profile or YAML path)."""
+    from harness.sweep import sweep
+
+    summary = sweep(config, runs_dir=runs_dir, overrides=overrides, workers=workers, echo=click.echo,
+                    fail_fast=fail_fast)
+    click.echo(summary.line())
+    if not summary.ok:
+        sys.exit(1)
+
+
+@main.command("leaderboard")
+@click.option("--runs", "runs_dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", default="leaderboards", show_default=True, type=click.Path(file_okay=False))
+@click.option("--name", default="pocket", show_default=True, help="output file stem")
+@click.option("--profile", default=None, help="only records of this profile")
+@click.option("--metric", default="ndcg@10", show_default=True, help="metric of the main table")
+@click.option("--baseline", default="random", show_default=True, help="method the others are tested against")
+@click.option("--test", type=click.Choice(["randomization", "t-test"]), default="randomization", show_default=True)
+@click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True)
+@user_errors
+def leaderboard_cmd(runs_dir: str, out_dir: str, name: str, profile: str | None, metric: str, baseline: str,
+                    test: str, correction: str) -> None:
+    """Leaderboards (markdown, LaTeX, CSV, plots) from the run records in --runs."""
+    import shlex
+
+    from harness.report import build_leaderboard
+    from harness.runs import device_name, git_commit
+
+    header = {"command": shlex.join(["harness", *sys.argv[1:]]), "commit": git_commit(), "machine": device_name()}
+    for path in build_leaderboard(runs_dir, out_dir, name=name, metric=metric, baseline=baseline, test=test,
+                                  correction=correction, header=header, profile=profile):
+        click.echo(str(path))
+
+
+@main.command("reference")
+@click.option("--system", type=click.Choice(["bm25", "dense-bridge"]), required=True)
+@click.option("--dataset", required=True)
+@click.option("--profile", default="pocket", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True)
+@user_errors
+def reference_cmd(system: str, dataset: str, profile: str, overrides: tuple[str, ...], runs_dir: str,
+                  force: bool) -> None:
+    """Evaluate a reference system (BM25, the dense bridge model) on a collection, as a run record."""
+    from harness.references import evaluate_reference
+
+    evaluate_reference(system, dataset, profile=profile, overrides=overrides, runs_dir=runs_dir, force=force,
+                       echo=click.echo)
+
+
 def entry_point() -> None:  # pragma: no cover - console script shim
     main()
 
