@@ -201,6 +201,15 @@ def check_method_cmd(name: str, overrides: tuple[str, ...]) -> None:
     click.echo(f"ok: '{name}' returns a valid plan")
 
 
+@main.command("objectives")
+@user_errors
+def objectives_cmd() -> None:
+    """List training objectives (built-in and plugins)."""
+    from harness.objectives import objective_rows
+
+    echo_table(objective_rows())
+
+
 @main.command("sweep")
 @click.argument("config")
 @click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))

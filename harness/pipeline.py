@@ -173,20 +173,37 @@ def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Ec
         record = folder.result()
         echo(f"{folder.id}: already recorded in {folder.path} ({format_metrics(record['metrics'])}); --force re-runs it")
         return record
-    if run["setting"] == "fine-tuned":
-        raise HarnessError("the fine-tuned setting needs the trainer, which is not implemented yet; "
-                           "use --setting zero-shot")
     timing: dict[str, float] = {}
     echo(f"{folder.id}: {run['method']} -> {run['lang']} ({run['setting']}, seed {run['seed']})")
     model, target_tok, plan, target_ref = adapt(run, timing, echo)
     with stage(timing, "data", echo):
         collection = load_dataset(run["dataset"])
+    extra: dict[str, Any] = {"plan": plan.diagnostics(), "target_tokenizer": target_ref}
+    if run["setting"] == "fine-tuned":
+        extra.update(train(run, model, target_tok, collection, folder, timing, echo))
     with stage(timing, "evaluate", echo):
         evaluation, ranking = evaluate_encoder(run, make_encoder(run, model, target_tok), collection)
-    record = write_record(folder, run, evaluation, ranking, timing,
-                          extra={"plan": plan.diagnostics(), "target_tokenizer": target_ref})
+    record = write_record(folder, run, evaluation, ranking, timing, extra=extra)
     echo(f"{folder.id}: {format_metrics(record['metrics'])} -> {folder.path}")
     return record
+
+
+def train(run: dict[str, Any], model: Any, tokenizer: Any, collection: Any, folder: RunDir,
+          timing: dict[str, float], echo: Echo) -> dict[str, Any]:
+    """Fine-tune in place (resuming from ``folder/train``); the curve and convergence numbers."""
+    from harness.data import train_pairs
+    from harness.train import fine_tune
+
+    def evaluate(m: Any, t: Any) -> dict[str, float]:
+        evaluation, _ = evaluate_encoder(run, make_encoder(run, m, t), collection, show_progress=False)
+        return evaluation.mean
+
+    with stage(timing, "train", echo):
+        result = fine_tune(run, model, tokenizer, pairs=train_pairs(run["lang"]), evaluate=evaluate,
+                           work_dir=folder.path / "train", echo=echo)
+    folder.write_json("curve.json", result["curve"])
+    keep = ("steps_to_95", "train_seconds", "objective", "primary_metric", "resumed_from_steps")
+    return {"curve": result["curve"], **{k: result.get(k) for k in keep}}
 
 
 def adapt(run: dict[str, Any], timing: dict[str, float], echo: Echo | None = None) -> tuple[Any, Any, Any, str]:
@@ -270,6 +287,8 @@ def write_record(folder: RunDir, run: dict[str, Any], evaluation: Any, ranking: 
     write_trec_run(folder.file("run.trec"), ranking, tag=folder.id)
     write_per_query(folder.file("per_query.json"), evaluation.per_query)
     files = {"config": "config.json", "env": "env.json", "run": "run.trec", "per_query": "per_query.json"}
+    if (folder.path / "curve.json").exists():
+        files["curve"] = "curve.json"
     counts = {"queries": evaluation.n_queries, "missing_in_run": evaluation.missing_in_run,
               "missing_in_qrels": evaluation.missing_in_qrels}
     record = result_record(run, metrics=evaluation.mean, timing=timing, files=files,
