@@ -67,16 +67,24 @@ def load_target_tokenizer(run: dict[str, Any]) -> tuple[Any, str]:
                             min_frequency=run["tokenizer.min_frequency"], lowercase=run["tokenizer.lowercase"])
 
 
-def method_context(run: dict[str, Any], model: Any, source_tok: Any, target_tok: Any) -> Any:
-    """The method's view of the run, with expensive resources provided on demand."""
+def method_context(run: dict[str, Any], model: Any, source_tok: Any, target_tok: Any,
+                   resource_log: dict[str, Any] | None = None) -> Any:
+    """The method's view of the run, with expensive resources provided on demand.
+
+    ``resource_log`` collects what the resources cost (bridge vectors: cache hit or computed, seconds).
+    """
     from harness.api import MethodContext
+
+    log = resource_log if resource_log is not None else {}
 
     def bridge_vectors() -> tuple[Any, Any]:
         from harness.bridge import vocab_bridge_vectors
 
         kwargs = dict(prefix=run["bridge_prefix"], device=resolve_device(run["device"]))
-        return (vocab_bridge_vectors(target_tok, run["bridge_model"], **kwargs),
-                vocab_bridge_vectors(source_tok, run["bridge_model"], **kwargs))
+        log["bridge_target"], log["bridge_source"] = {}, {}
+        target = vocab_bridge_vectors(target_tok, run["bridge_model"], stats=log["bridge_target"], **kwargs)
+        source = vocab_bridge_vectors(source_tok, run["bridge_model"], stats=log["bridge_source"], **kwargs)
+        return target, source
 
     def target_text() -> list[str]:
         from harness.data import target_text as texts
@@ -215,8 +223,13 @@ def adapt(run: dict[str, Any], timing: dict[str, float], echo: Echo | None = Non
         require_assets([run["source_model"], run["bridge_model"]])
         model, source_tok = load_source(run)
         target_tok, target_ref = load_target_tokenizer(run)
+    resources: dict[str, Any] = {}
     with stage(timing, "plan", echo):
-        plan = make_plan(run, method_context(run, model, source_tok, target_tok))
+        plan = make_plan(run, method_context(run, model, source_tok, target_tok, resources))
+    for side in ("bridge_target", "bridge_source"):
+        if side in resources:  # the bridge cache shows in the record: "hit" and seconds
+            timing[side] = resources[side]["seconds"]
+            plan.info[f"{side}_cache"] = resources[side]["cache"]
     with stage(timing, "transplant", echo):
         model = transplant(model, source_tok, target_tok, plan)
     return model, target_tok, plan, target_ref
