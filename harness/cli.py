@@ -78,10 +78,11 @@ def methods_cmd() -> None:
 def run_cmd(method_name: str, lang: str, profile: str, setting: str, seed: int, runs_dir: str,
             overrides: tuple[str, ...], force: bool) -> None:
     """Adapt the source encoder to LANG with METHOD, evaluate, and record the run."""
-    from harness.pipeline import plan_runs, execute
+    from harness.pipeline import execute, plan_runs, preflight
 
     settings = ["zero-shot", "fine-tuned"] if setting == "both" else [setting]
     runs = plan_runs(profile, overrides, method=method_name, lang=lang, seed=seed, settings=settings)
+    preflight(runs)
     for run in runs:
         execute(run, runs_dir=runs_dir, force=force, echo=click.echo)
 

@@ -47,6 +47,19 @@ def plan_runs(profile: str, overrides: tuple[str, ...] | list[str], *, method: s
     return runs
 
 
+def preflight(runs: list[dict[str, Any]]) -> None:
+    """Fail fast, before any heavy work, listing every missing model, tokenizer and data set at once."""
+    from harness.assets import missing_assets
+    from harness.data.paper import missing_data
+
+    models = sorted({r[k] for r in runs for k in ("source_model", "bridge_model")})
+    tokenizers = sorted({r["target_tokenizer"] for r in runs if r["target_tokenizer"] != "auto"})
+    data = sorted({r[k] for r in runs for k in ("dataset", "train_dataset") if k in r})
+    missing = missing_assets(models, tokenizers) + [line for name in data for line in missing_data(name)]
+    if missing:
+        raise HarnessError(f"{len(missing)} missing (offline?): " + "; ".join(missing))
+
+
 # --------------------------------------------------------------------------------------------
 # Stages
 # --------------------------------------------------------------------------------------------

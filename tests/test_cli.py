@@ -68,3 +68,15 @@ def broken(ctx, *, weight: float = 2.0):
     ok = subprocess.run([sys.executable, "-m", "harness.cli", "check-method", "broken", "--set", "weight=1"],
                         capture_output=True, text=True, env=env)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_paper_profile_offline_names_everything_missing(tmp_path):
+    import os
+
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf"), HF_HUB_CACHE=str(tmp_path / "hf" / "hub"),
+               IR_DATASETS_HOME=str(tmp_path / "ird"))
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--profile", "paper", "--method", "sembridge",
+                          "--lang", "ko"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    for name in ("naver/splade-v3", "BAAI/bge-m3", "'miracl-ko'", "'miracl-ko-train'"):
+        assert name in out.stderr

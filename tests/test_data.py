@@ -149,8 +149,8 @@ def test_gnome_counts(fresh_cache):
     from harness.data import load_collection
 
     counts = {lang: len(load_collection(f"gnome-help-{lang}").queries) for lang in ("en", "ko", "ja", "zh", "ru")}
-    # 348 pages shipped; 23 navigation (guide) pages have an empty body
-    assert counts["en"] == 325 and 300 <= counts["ko"] <= 325 and 300 <= counts["ru"] <= 325
+    # 348 pages shipped; the 23 navigation pages (empty body) stay, as in REFERENCE.md's collection
+    assert counts["en"] == 348 and counts["ko"] == 348 and counts["ru"] == 348
     assert 110 <= counts["ja"] <= 145 and 135 <= counts["zh"] <= 175
 
 
@@ -168,6 +168,8 @@ def test_gnome_known_page(fresh_cache):
     assert "I'd like this page to have more" not in en.corpus["a11y-screen-reader"]  # editorial comment
     assert en.qrels["a11y-bouncekeys"] == {"a11y-bouncekeys": 1}
     assert set(en.qrels) == set(en.queries) and set(en.corpus) == set(en.queries)
+    navigation = [d for d, text in en.corpus.items() if not text.strip()]
+    assert len(navigation) == 23 and "index" in navigation
     ko = load_collection("gnome-help-ko")
     assert ko.queries["a11y-bouncekeys"] == "동일 키를 빠르게 반복하는 키 누름을 무시합니다."
     assert "탄력 키" in ko.corpus["a11y-bouncekeys"]

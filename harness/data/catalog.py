@@ -86,3 +86,4 @@ def _register_all() -> None:
 
 
 _register_all()
+from harness.data import paper  # noqa: E402,F401  (paper-profile datasets: MIRACL, WebFAQ, Mr.TyDi)
