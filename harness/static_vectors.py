@@ -5,10 +5,10 @@ WECHSEL-style method train their own. fastText and torch are imported inside fun
 ``import harness.api`` stays light.
 
 Determinism: use ``threads=1`` (the default): several Hogwild threads give different vectors on
-every run. Even one thread is not always bit-reproducible with the installed wheel (measured:
-occasional differences of ~1e-2 between identical runs, and an occasional "Encountered NaN" on tiny
-corpora, which is retried), so reproducibility comes from the cache:
-an identical request reuses the stored model. fastText 0.9.2's Python wrapper ignores ``seed`` in
+every run. With one thread, fastText is reproducible only in a fresh process: repeated trainings
+inside one process leak state (measured: the 6th of 6 identical trainings in one process differed
+by 0.7; 12 of 12 fresh processes agreed exactly). So every training runs in its own subprocess,
+and an identical request reuses the cached model. fastText 0.9.2's Python wrapper ignores ``seed`` in
 unsupervised training, so a non-zero ``seed`` shuffles the line order instead.
 """
 from __future__ import annotations
@@ -23,10 +23,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness.util import HarnessError, atomic_path, cache_dir, content_hash, write_json_atomic
+from harness.util import HarnessError, cache_dir, content_hash, write_json_atomic
 
 _FORMAT = "static-vectors-v1"  # bump when the training file layout changes
-_NAN_ATTEMPTS = 5
 
 
 @dataclass
@@ -139,19 +138,34 @@ def train_static_vectors(
     if lines is None:
         lines = _lines(texts, tokenize)
     start = time.perf_counter()
-    ft_model = _train(lines, hyper, threads, path.parent)
+    trained = _train(lines, hyper, threads, path.parent)
     seconds = time.perf_counter() - start
-    if cache:
-        with atomic_path(path) as tmp:
-            ft_model.save_model(str(tmp))
-        write_json_atomic(path.with_suffix(".json"), {"hyper": hyper, "seconds": seconds, "lines": len(lines)})
-    return StaticVectors(ft_model, path, seconds, False, hyper)
-
-
-def _train(lines: list[str], hyper: dict[str, Any], threads: int, workdir: Path) -> Any:
-    import random
-
     import fasttext
+
+    if not cache:
+        try:
+            return StaticVectors(fasttext.load_model(str(trained)), trained, seconds, False, hyper)
+        finally:
+            trained.unlink()
+    os.replace(trained, path)
+    write_json_atomic(path.with_suffix(".json"), {"hyper": hyper, "seconds": seconds, "lines": len(lines)})
+    return StaticVectors(fasttext.load_model(str(path)), path, seconds, False, hyper)
+
+
+_TRAIN_SCRIPT = """
+import json, sys
+import fasttext
+job = json.loads(sys.argv[1])
+fasttext.train_unsupervised(job["input"], thread=job["thread"], verbose=0, **job["hyper"]).save_model(job["out"])
+"""
+
+
+def _train(lines: list[str], hyper: dict[str, Any], threads: int, workdir: Path) -> Path:
+    """Train in a fresh Python process (see the module docstring); returns the model file in ``workdir``."""
+    import json
+    import random
+    import subprocess
+    import sys
 
     hyper = dict(hyper)
     seed = hyper.pop("seed")
@@ -161,20 +175,21 @@ def _train(lines: list[str], hyper: dict[str, Any], threads: int, workdir: Path)
     if not lines:
         raise HarnessError("no text to train fastText vectors on: the text resource is empty")
     fd, name = tempfile.mkstemp(prefix=".train.", suffix=".txt", dir=workdir)
+    out = Path(name).with_suffix(".bin")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-        for attempt in range(_NAN_ATTEMPTS):
-            try:
-                return fasttext.train_unsupervised(name, thread=threads, verbose=0, **hyper)
-            except RuntimeError as err:
-                # "Encountered NaN" comes and goes between identical runs (see the module docstring)
-                if "NaN" not in str(err) or attempt == _NAN_ATTEMPTS - 1:
-                    raise
-    except (RuntimeError, ValueError) as err:  # e.g. "Empty vocabulary. Try a smaller -minCount value."
-        hint = (f"the text is too small for min_count={hyper['minCount']}: lower min_count or add text"
-                if "vocabulary" in str(err) else "lower lr")
-        raise HarnessError(f"fastText training failed ({err}): {hint}") from None
+        job = json.dumps({"input": name, "thread": threads, "hyper": hyper, "out": str(out)})
+        proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, job], capture_output=True, text=True)
+        if proc.returncode != 0:
+            err = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+            hint = (f"the text is too small for min_count={hyper['minCount']}: lower min_count or add text"
+                    if "vocabulary" in err else "lower lr")
+            raise HarnessError(f"fastText training failed ({err}): {hint}")
+        return out
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     finally:
         os.unlink(name)
 

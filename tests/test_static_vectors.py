@@ -78,3 +78,12 @@ def test_too_little_text_is_a_clear_error():
         train_static_vectors(["only once"], **SMALL)
     with pytest.raises(HarnessError, match="empty"):
         train_static_vectors(["", "  "], **SMALL)
+
+
+def test_identical_trainings_give_identical_vectors():
+    """Each training runs in a fresh process: in one process fastText leaks state between runs."""
+    texts = two_topic_corpus()
+    runs = [train_static_vectors(texts, cache=False, **SMALL) for _ in range(4)]
+    first = runs[0].matrix(SUN + RAIN)
+    for other in runs[1:]:
+        assert np.array_equal(other.matrix(SUN + RAIN), first)
