@@ -55,3 +55,11 @@ def test_main_job_sembridge_ko_zero_shot(tmp_path):
     assert forced["plan"]["bridge_source_cache"] == "hit" and forced["plan"]["bridge_target_cache"] == "hit"
     assert forced["timing"]["bridge_source"] < 5.0
     assert forced["metrics"] == record["metrics"]  # same config and seed: same numbers
+
+
+def test_inspect_shows_a_korean_token_built_from_its_english_meaning():
+    """After the main job the caches are warm: 파일 ("file") is mixed from 'file'-like source tokens."""
+    out = harness("inspect", "--method", "sembridge", "--lang", "ko", "--token", "파일", "--top", "3")
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("파일 (id ") and lines[0].endswith("mixed")
+    assert any(line.split()[1] in ("file", "files") for line in lines[1:])
