@@ -270,9 +270,5 @@ def reference_cmd(system: str, dataset: str, profile: str, overrides: tuple[str,
                        echo=click.echo)
 
 
-def entry_point() -> None:  # pragma: no cover - console script shim
-    main()
-
-
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -191,9 +191,7 @@ def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Ec
     """Carry out one run and write its record; an identical recorded run is reported instead."""
     folder = RunDir.for_config(runs_dir, run)
     if folder.done() and not force:
-        record = folder.result()
-        echo(f"{folder.id}: already recorded in {folder.path} ({format_metrics(record['metrics'])}); --force re-runs it")
-        return record
+        return reported(folder, f"{folder.id}: already recorded", echo)
     timing: dict[str, float] = {}
     echo(f"{folder.id}: {run['method']} -> {run['lang']} ({run['setting']}, seed {run['seed']})")
     model, target_tok, plan, target_ref = adapt(run, timing, echo)
@@ -260,9 +258,7 @@ def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tup
     run.update(dataset=dataset, source_model=model_ref)
     folder = RunDir.for_config(runs_dir, run)
     if folder.done() and not force:
-        record = folder.result()
-        echo(f"{model_ref} on {dataset}: {format_metrics(record['metrics'])} (recorded in {folder.path})")
-        return record
+        return reported(folder, f"{model_ref} on {dataset}: already recorded", echo)
     timing: dict[str, float] = {}
     with stage(timing, "assets"):
         require_assets([model_ref])
@@ -320,6 +316,13 @@ def write_record(folder: RunDir, run: dict[str, Any], evaluation: Any, ranking: 
     record = result_record(run, metrics=evaluation.mean, timing=timing, files=files,
                            extra={"counts": counts, **(extra or {})})
     folder.write_json("result.json", record)
+    return record
+
+
+def reported(folder: RunDir, what: str, echo: Echo) -> dict[str, Any]:
+    """An existing record, announced instead of running again."""
+    record = folder.result()
+    echo(f"{what} in {folder.path} ({format_metrics(record['metrics'])}); --force re-runs it")
     return record
 
 
