@@ -64,10 +64,10 @@ def device_name() -> str:
 
         if torch.cuda.is_available():
             return f"cuda:{torch.cuda.get_device_name(0)}"
-    return f"cpu ({platform.processor() or platform.machine()}, {_cpu_count()} cores)"
+    return f"cpu ({platform.processor() or platform.machine()}, {cpu_count()} cores)"
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from harness.config import load_config, run_config
-from harness.runs import RunDir, result_record
+from harness.runs import RunDir, cpu_count, result_record
 from harness.util import HarnessError, write_text_atomic
 
 Echo = Callable[[str], None]
@@ -137,7 +137,7 @@ def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers:
     for cell in [c for c in cells if c.error]:
         record_failure(runs_dir, cell.run, cell.error)
         _note(summary, cell, (RunDir.for_config(runs_dir, cell.run).id, "failed", cell.error), echo)
-    todo = [c for c in cells if not c.error]
+    todo = cheap_first([c for c in cells if not c.error])
     if summary.failed and fail_fast:
         summary.stopped_early = True
         return summary
@@ -146,6 +146,12 @@ def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers:
         runner(todo, runs_dir, workers, echo, fail_fast, summary, bar)
     echo(summary.line())
     return summary
+
+
+def cheap_first(cells: list[Cell]) -> list[Cell]:
+    """Zero-shot cells first, then one seed at a time: an interrupted sweep leaves complete tables behind."""
+    seeds = {s: i for i, s in enumerate(dict.fromkeys(c.seed for c in cells))}
+    return sorted(cells, key=lambda c: (c.setting != "zero-shot", seeds[c.seed]))
 
 
 def _note(summary: SweepSummary, cell: Cell, outcome: tuple[str, str, str | None], echo: Echo) -> None:
@@ -171,7 +177,9 @@ def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fa
                   summary: SweepSummary, bar: Any) -> None:
     import multiprocessing
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    threads = max(1, cpu_count() // workers)  # the workers share the cores instead of each taking all
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_set_threads, initargs=(threads,)) as pool:
         futures = {pool.submit(run_cell, cell.run, runs_dir): cell for cell in cells}
         for future in as_completed(futures):
             cell = futures[future]
@@ -188,6 +196,12 @@ def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fa
                 for pending in futures:
                     pending.cancel()
                 return
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _progress(total: int, initial: int) -> Any:

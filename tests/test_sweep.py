@@ -93,3 +93,12 @@ def test_parallel_workers_record_real_failures(profile, tmp_path):
     records = iter_results(runs_dir)
     assert [r["status"] for r in records] == ["failed", "failed"]
     assert all("no-such-model" in r["error"] for r in records)
+
+
+def test_cheap_cells_run_first():
+    from harness.sweep import Cell, cheap_first
+
+    cells = [Cell(m, "ko", seed, setting) for m in ("a", "b") for seed in (0, 1) for setting in ("zero-shot", "fine-tuned")]
+    order = [(c.setting, c.seed, c.method) for c in cheap_first(cells)]
+    assert order == [("zero-shot", 0, "a"), ("zero-shot", 0, "b"), ("zero-shot", 1, "a"), ("zero-shot", 1, "b"),
+                     ("fine-tuned", 0, "a"), ("fine-tuned", 0, "b"), ("fine-tuned", 1, "a"), ("fine-tuned", 1, "b")]
