@@ -238,9 +238,11 @@ def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: i
 @click.option("--baseline", default="random", show_default=True, help="method the others are tested against")
 @click.option("--test", type=click.Choice(["randomization", "t-test"]), default="randomization", show_default=True)
 @click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True)
+@click.option("--control", "controls", multiple=True, default=["en"], show_default=True,
+              help="control language: shown last, left out of the averages (repeat; '' for none)")
 @user_errors
 def leaderboard_cmd(runs_dir: str, out_dir: str, name: str, profile: str | None, metric: str, baseline: str,
-                    test: str, correction: str) -> None:
+                    test: str, correction: str, controls: tuple[str, ...]) -> None:
     """Leaderboards (markdown, LaTeX, CSV, plots) from the run records in --runs."""
     import shlex
 
@@ -249,7 +251,8 @@ def leaderboard_cmd(runs_dir: str, out_dir: str, name: str, profile: str | None,
 
     header = {"command": shlex.join(["harness", *sys.argv[1:]]), "commit": git_commit(), "machine": device_name()}
     for path in build_leaderboard(runs_dir, out_dir, name=name, metric=metric, baseline=baseline, test=test,
-                                  correction=correction, header=header, profile=profile):
+                                  correction=correction, header=header, profile=profile,
+                                  controls=[c for c in controls if c]):
         click.echo(str(path))
 
 

@@ -179,9 +179,14 @@ class Table:
     baseline: str | None
     baseline_method: str = ""
     n_comparisons: int = 0
+    controls: frozenset[str] = frozenset()  # languages shown last and left out of the averages
+
+    def is_control(self, column: Column) -> bool:
+        return column.lang in self.controls
 
 
-def build_table(entries: list[Entry], metric: str, baseline_method: str) -> tuple[Table, list[str]]:
+def build_table(entries: list[Entry], metric: str, baseline_method: str,
+                controls: Iterable[str] = ()) -> tuple[Table, list[str]]:
     """Cells of one metric; returns the table and notes about ignored duplicate records."""
     cells: dict[tuple[str, Column], Cell] = {}
     seen: dict[tuple[str, Column, int], str] = {}
@@ -200,10 +205,11 @@ def build_table(entries: list[Entry], metric: str, baseline_method: str) -> tupl
         cell.per_query.append(entry.per_query[metric])
     references = {e.label for e in entries if e.record["method"] in REFERENCE_METHODS}
     rows = sorted({r for r, _ in cells}, key=lambda r: (r in references, r))  # methods first, then references
-    columns = sorted({c for _, c in cells}, key=Column.sort_key)
+    controls = frozenset(controls)
+    columns = sorted({c for _, c in cells}, key=lambda c: (c.sort_key()[:2], c.lang in controls, c.sort_key()))
     baselines = sorted({e.label for e in entries if e.record["method"] == baseline_method})
     baseline = baselines[0] if len(baselines) == 1 else None
-    return Table(metric, rows, columns, cells, baseline, baseline_method), notes
+    return Table(metric, rows, columns, cells, baseline, baseline_method, controls=controls), notes
 
 
 def add_significance(table: Table, *, test: str, correction: str, n_resamples: int, seed: int) -> None:
@@ -231,8 +237,8 @@ def add_significance(table: Table, *, test: str, correction: str, n_resamples: i
 
 
 def row_average(table: Table, row: str, setting: str) -> float | None:
-    """Mean of the row's cell means over the setting's columns; None unless the row has them all."""
-    columns = [c for c in table.columns if c.setting == setting]
+    """Mean of the row's cell means over the setting's non-control columns; None unless it has them all."""
+    columns = [c for c in table.columns if c.setting == setting and not table.is_control(c)]
     cells = [table.cells.get((row, c)) for c in columns]
     if not cells or any(c is None for c in cells):
         return None
@@ -320,7 +326,23 @@ def caption(table: Table, test: str, correction: str) -> str:
                f"({TEST_NAMES.get(test, test)} on per-query "
                f"scores averaged over seeds, {CORRECTION_NAMES.get(correction, correction)} correction over "
                f"the {table.n_comparisons} comparisons in this table)")
-    return f"{metric_name(table.metric)}, {seeds}; best per column in bold; {sig}."
+    controls = sorted({c.lang for c in table.columns if table.is_control(c)})
+    avg = (f"; avg = mean over the target languages, without the control {'/'.join(controls)} (the source "
+           f"language through a freshly trained tokenizer)" if controls else "")
+    return f"{metric_name(table.metric)}, {seeds}; best per column in bold; {sig}{avg}."
+
+
+def seed_coverage(table: Table) -> str:
+    """How many seeds the cells hold, per setting: ``zero-shot: 3 seeds (60 cells); fine-tuned: ...``."""
+    parts = []
+    for setting in settings_of(table):
+        counts: dict[int, int] = defaultdict(int)
+        for (row, column), cell in table.cells.items():
+            if column.setting == setting:
+                counts[len(cell.values)] += 1
+        spread = ", ".join(f"{n} seed{'s' if n > 1 else ''} ({k} cell{'s' if k > 1 else ''})" for n, k in sorted(counts.items(), reverse=True))
+        parts.append(f"{setting}: {spread}")
+    return "Seeds per cell: " + "; ".join(parts) + "."
 
 
 def markdown(tables: list[Table], records: Records, notes: list[str], header: dict[str, Any], test: str,
@@ -337,7 +359,7 @@ def markdown(tables: list[Table], records: Records, notes: list[str], header: di
         rows = [row_cells(table, r, md_cell) for r in table.rows]
         lines += [f"## {metric_name(table.metric)}", "",
                   tabulate(rows, headers=header_names(table), tablefmt="github", disable_numparse=True), "",
-                  caption(table, test, correction), ""]
+                  caption(table, test, correction), "", seed_coverage(table), ""]
     lines += convergence_markdown(records.entries)
     lines += [f"![{p.stem}]({p.name})" for p in plots] + ([""] if plots else [])
     lines += footer_markdown(records, notes)
@@ -552,7 +574,8 @@ def zero_shot_bars(table: Table, out_dir: Path, name: str, colors: dict[str, str
 def build_leaderboard(runs_dir: Path | str, out_dir: Path | str, name: str = "pocket", metric: str = "ndcg@10",
                       metrics: Sequence[str] = DEFAULT_METRICS, baseline: str = "random", test: str = "randomization",
                       correction: str = "holm", header: dict[str, Any] | None = None, *,
-                      profile: str | None = None, n_resamples: int = 10000, seed: int = 0) -> list[Path]:
+                      profile: str | None = None, n_resamples: int = 10000, seed: int = 0,
+                      controls: Sequence[str] = ("en",)) -> list[Path]:
     """Write ``<name>.md``, ``<name>.tex``, ``<name>.csv`` and PNG plots into ``out_dir``; return the paths."""
     from harness.stats import CORRECTIONS, TESTS
     from harness.util import HarnessError
@@ -567,7 +590,7 @@ def build_leaderboard(runs_dir: Path | str, out_dir: Path | str, name: str = "po
     assign_labels(records.entries)
     tables, notes = [], []
     for m in _ordered_metrics(metric, metrics):
-        table, duplicate_notes = build_table(records.entries, m, baseline)
+        table, duplicate_notes = build_table(records.entries, m, baseline, controls)
         add_significance(table, test=test, correction=correction, n_resamples=n_resamples, seed=seed)
         tables.append(table)
         notes = sorted(set(notes) | set(duplicate_notes))

@@ -178,6 +178,29 @@ def test_method_variants_get_their_own_rows(tmp_path):
     assert list(rows) == ["random", "sembridge (alpha=2)", "sembridge (alpha=4)"]
 
 
+def test_control_language_goes_last_and_stays_out_of_the_average(tmp_path):
+    runs_dir = tmp_path / "runs"
+    rng = np.random.default_rng(2)
+    means = {}
+    for lang in ("en", "ja", "ko"):
+        for method in ("random", "sembridge"):
+            values = rng.uniform(size=12)
+            means[(method, lang)] = float(np.mean(values))
+            write_run(runs_dir, method, lang, "zero-shot", 0, values)
+    write_run(runs_dir, "sembridge", "ko", "zero-shot", 1, rng.uniform(size=12))
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=200)
+    md = (tmp_path / "out" / "lb.md").read_text()
+    headers, rows = md_table_rows(md, "nDCG@10")
+    assert headers == ["system", "ja ZS", "ko ZS", "en ZS", "avg ZS"]
+    assert rows["random"][3] == f"{(means[('random', 'ja')] + means[('random', 'ko')]) / 2:.3f}"
+    assert "without the control en" in md
+    assert "Seeds per cell: zero-shot: 2 seeds (1 cell), 1 seed (5 cells)." in md
+    build_leaderboard(runs_dir, tmp_path / "all", name="lb", metrics=("ndcg@10",), n_resamples=200, controls=())
+    headers, rows = md_table_rows((tmp_path / "all" / "lb.md").read_text(), "nDCG@10")
+    assert headers == ["system", "en ZS", "ja ZS", "ko ZS", "avg ZS"]
+    assert rows["random"][3] == f"{sum(means[('random', lang)] for lang in ('en', 'ja', 'ko')) / 3:.3f}"
+
+
 def test_no_records_is_an_error(tmp_path):
     from harness.util import HarnessError
 
