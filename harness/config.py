@@ -15,7 +15,7 @@ from harness.util import HarnessError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SETTINGS = ("zero-shot", "fine-tuned")
-GRID_KEYS = ("languages", "methods", "seeds", "settings")  # describe a sweep, not a single run
+GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models")  # describe a sweep, not a single run
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ SCHEMA: dict[str, Key] = {
     "methods": Key(list, ["sembridge", "focus", "wechsel", "mean", "random", "overlap"], "sweep: methods"),
     "seeds": Key(list, [0, 1, 2], "sweep: seeds"),
     "settings": Key(list, list(SETTINGS), "sweep: settings"),
+    "source_models": Key(list, [], "sweep: source models, each run as source_model (empty: source_model alone)"),
     "baseline_method": Key(str, "random", "method the significance tests compare against"),
     "method_params": Key(dict, {}, "per-method parameter overrides: {method: {param: value}}"),
     "device": Key(str, "auto", "auto, cpu or cuda"),

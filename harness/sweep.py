@@ -63,16 +63,20 @@ def plan_cells(profile: str, overrides: Sequence[str] = ()) -> list[Cell]:
 
     config = load_config(profile, list(overrides))
     settings = list(config["settings"])
+    model_overrides = [[f"source_model={m}"] for m in config["source_models"]] or [[]]
     cells = []
-    for method in config["methods"]:
-        for lang in config["languages"]:
-            for seed in config["seeds"]:
-                try:
-                    runs = plan_runs(profile, list(overrides), method=method, lang=lang, seed=seed, settings=settings)
-                    cells += [Cell(method, lang, seed, r["setting"], run=r) for r in runs]
-                except (HarnessError, UnknownNameError, ValueError) as err:
-                    cells += [Cell(method, lang, seed, s, run=fallback_run(config, method, lang, seed, s),
-                                   error=f"planning failed: {err}") for s in settings]
+    for extra in model_overrides:
+        cell_config = load_config(profile, [*overrides, *extra])
+        for method in config["methods"]:
+            for lang in config["languages"]:
+                for seed in config["seeds"]:
+                    try:
+                        runs = plan_runs(profile, [*overrides, *extra], method=method, lang=lang, seed=seed,
+                                         settings=settings)
+                        cells += [Cell(method, lang, seed, r["setting"], run=r) for r in runs]
+                    except (HarnessError, UnknownNameError, ValueError) as err:
+                        cells += [Cell(method, lang, seed, s, run=fallback_run(cell_config, method, lang, seed, s),
+                                       error=f"planning failed: {err}") for s in settings]
     return cells
 
 
@@ -138,6 +142,7 @@ def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers:
         record_failure(runs_dir, cell.run, cell.error)
         _note(summary, cell, (RunDir.for_config(runs_dir, cell.run).id, "failed", cell.error), echo)
     todo = cheap_first([c for c in cells if not c.error])
+    _preflight([c.run for c in todo if recorded_status(runs_dir, c.run) != "ok"])
     if summary.failed and fail_fast:
         summary.stopped_early = True
         return summary
@@ -146,6 +151,14 @@ def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers:
         runner(todo, runs_dir, workers, echo, fail_fast, summary, bar)
     echo(summary.line())
     return summary
+
+
+def _preflight(runs: list[dict[str, Any]]) -> None:
+    """Missing models or data fail the whole sweep at once (one line listing them), not cell by cell."""
+    from harness.pipeline import preflight
+
+    if runs:
+        preflight(runs)
 
 
 def cheap_first(cells: list[Cell]) -> list[Cell]:

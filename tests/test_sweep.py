@@ -85,14 +85,25 @@ def test_fail_fast_stops_at_first_failure(profile, fake_execute, tmp_path):
 
 
 def test_parallel_workers_record_real_failures(profile, tmp_path):
-    """Spawned workers run the real pipeline.execute; a missing source model fails every cell fast."""
+    """Spawned workers run the real pipeline.execute; a corrupt source model fails every cell."""
     runs_dir = str(tmp_path / "runs")
-    overrides = ["methods=[random]", "languages=[ko]", f"source_model={tmp_path / 'no-such-model'}"]
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    overrides = ["methods=[random]", "languages=[ko]", f"source_model={broken}"]
     summary = sweep(profile, runs_dir=runs_dir, overrides=overrides, workers=2, echo=lambda _: None)
     assert summary.total == 2 and len(summary.failed) == 2
     records = iter_results(runs_dir)
     assert [r["status"] for r in records] == ["failed", "failed"]
-    assert all("no-such-model" in r["error"] for r in records)
+    assert all(r["error"] for r in records)
+
+
+def test_missing_assets_stop_the_sweep_before_any_cell(profile, tmp_path):
+    runs_dir = tmp_path / "runs"
+    overrides = ["methods=[random]", "languages=[ko]", f"source_model={tmp_path / 'no-such-model'}"]
+    with pytest.raises(HarnessError, match="1 missing .*no-such-model' does not exist"):
+        sweep(profile, runs_dir=str(runs_dir), overrides=overrides, echo=lambda _: None)
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
 
 def test_cheap_cells_run_first():
@@ -102,3 +113,19 @@ def test_cheap_cells_run_first():
     order = [(c.setting, c.seed, c.method) for c in cheap_first(cells)]
     assert order == [("zero-shot", 0, "a"), ("zero-shot", 0, "b"), ("zero-shot", 1, "a"), ("zero-shot", 1, "b"),
                      ("fine-tuned", 0, "a"), ("fine-tuned", 0, "b"), ("fine-tuned", 1, "a"), ("fine-tuned", 1, "b")]
+
+
+def test_source_models_multiply_the_grid(tmp_path):
+    from harness.sweep import plan_cells
+
+    path = tmp_path / "models.yaml"
+    path.write_text(PROFILE.replace("nosuchmethod", "overlap") + "source_models: [pocket:splade-tiny, org/other-splade]\n")
+    cells = plan_cells(str(path))
+    assert len(cells) == 2 * 3 * 2 * 2  # models x methods x languages x seeds
+    models = [c.run["source_model"] for c in cells]
+    assert models.count("pocket:splade-tiny") == models.count("org/other-splade") == 12
+    assert len({RunDir.for_config(str(tmp_path), c.run).id for c in cells}) == 24
+    assert all("source_models" not in c.run for c in cells)
+    # the default (no source_models) gives exactly the runs of source_model alone
+    single = plan_cells(str(path), ["source_models=[]"])
+    assert [c.run for c in single] == [c.run for c in cells if c.run["source_model"] == "pocket:splade-tiny"]
