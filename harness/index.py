@@ -11,11 +11,18 @@ A shard counts as done only once its file is in place *and* the manifest lists i
 rewritten atomically after each shard), so a run killed at any point resumes at the first shard not
 listed. Re-running with another corpus, encoder or shard size is refused instead of mixing shards.
 
+Several processes (``rank`` of ``world``, by default torchrun's RANK / WORLD_SIZE; one GPU each)
+share a build: rank r encodes shards r, r + world, ...; each shard's entry goes to a small
+``shard-NNNNN.json`` written before the shard file, nobody rewrites the manifest per shard, and
+the process that finds every shard on disk writes the complete manifest. No process group is
+needed, so any launcher works, and a killed rank's shards are picked up by the next build.
+
     build_index(encoder, texts, doc_ids, "idx/")   # resumes if idx/ holds a partial build
     docs, doc_ids = load_index("idx/")
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -52,11 +59,14 @@ def encoder_signature(encoder: Any, **settings: Any) -> str:
 
 def build_index(encoder: Any, texts: Sequence[str], doc_ids: Sequence[str], directory: str | Path, *,
                 shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int = 32, max_active_dims: int | None = None,
-                on_shard: OnShard | None = None, show_progress: bool = False) -> Path:
+                on_shard: OnShard | None = None, show_progress: bool = False, rank: int | None = None,
+                world: int | None = None) -> Path:
     """Encode ``texts`` as documents into ``directory`` shard by shard; completed shards are kept.
 
     ``on_shard`` is called after each newly written shard (progress, or a test's interruption).
+    ``rank`` / ``world``: this process's part of a shared build (default: RANK / WORLD_SIZE, else 0 / 1).
     """
+    rank, world = rank_and_world(rank, world)
     if len(texts) != len(doc_ids):
         raise HarnessError(f"{len(texts)} texts but {len(doc_ids)} doc ids: pass one id per text")
     if shard_size <= 0:
@@ -67,22 +77,60 @@ def build_index(encoder: Any, texts: Sequence[str], doc_ids: Sequence[str], dire
               "encoder": encoder_signature(encoder, max_active_dims=max_active_dims)}
     manifest = _start(directory, header, doc_ids)
     n_shards = -(-len(doc_ids) // shard_size)
-    for i in _progress(range(n_shards), show_progress):
-        if _shard_done(directory, manifest, i):
+    _adopt_rank_shards(directory, manifest, n_shards)
+    for i in _progress(range(rank, n_shards, world), show_progress):
+        if _shard_done(directory, manifest, i) or (world > 1 and (directory / shard_name(i)).is_file()):
             continue
         start, stop = i * shard_size, min((i + 1) * shard_size, len(doc_ids))
         matrix = encoder.encode(list(texts[start:stop]), kind="document", batch_size=batch_size,
                                 max_active_dims=max_active_dims)
-        _write_shard(directory / shard_name(i), matrix)
-        manifest["shards"][str(i)] = {"file": shard_name(i), "start": start, "stop": stop, "nnz": int(matrix.nnz)}
-        manifest["complete"] = len(manifest["shards"]) == n_shards
-        write_json_atomic(directory / MANIFEST, manifest)
+        entry = {"file": shard_name(i), "start": start, "stop": stop, "nnz": int(matrix.nnz)}
+        if world > 1:
+            write_json_atomic(directory / _entry_name(i), entry)  # before the shard: a shard file implies it
+            _write_shard(directory / shard_name(i), matrix)
+        else:
+            _write_shard(directory / shard_name(i), matrix)
+            manifest["shards"][str(i)] = entry
+            manifest["complete"] = len(manifest["shards"]) == n_shards
+            write_json_atomic(directory / MANIFEST, manifest)
         if on_shard is not None:
             on_shard(i, n_shards)
-    if not manifest.get("complete"):  # an empty corpus, or every shard was already there
+    if world > 1:
+        _complete_if_all_there(directory, n_shards)
+    elif not manifest.get("complete"):  # an empty corpus, or every shard was already there
         manifest["complete"] = len(manifest["shards"]) == n_shards
         write_json_atomic(directory / MANIFEST, manifest)
     return directory
+
+
+def rank_and_world(rank: int | None, world: int | None) -> tuple[int, int]:
+    rank = int(os.environ.get("RANK", "0")) if rank is None else rank
+    world = int(os.environ.get("WORLD_SIZE", "1")) if world is None else world
+    if world < 1 or not 0 <= rank < world:
+        raise HarnessError(f"rank {rank} of world {world}: need 0 <= rank < world (check RANK / WORLD_SIZE)")
+    return rank, world
+
+
+def _entry_name(index: int) -> str:
+    return f"shard-{index:05d}.json"
+
+
+def _adopt_rank_shards(directory: Path, manifest: dict[str, Any], n_shards: int) -> None:
+    """List (in memory) the shards that ranks of a shared build finished: file and entry on disk."""
+    for i in range(n_shards):
+        if str(i) not in manifest["shards"] and (directory / shard_name(i)).is_file() \
+                and (directory / _entry_name(i)).is_file():
+            manifest["shards"][str(i)] = read_json(directory / _entry_name(i))
+
+
+def _complete_if_all_there(directory: Path, n_shards: int) -> None:
+    """Write the complete manifest once every shard is on disk (any rank may; the content is the same)."""
+    manifest = read_json(directory / MANIFEST)
+    _adopt_rank_shards(directory, manifest, n_shards)
+    if all(_shard_done(directory, manifest, i) for i in range(n_shards)):
+        manifest["shards"] = {str(i): manifest["shards"][str(i)] for i in range(n_shards)}
+        manifest["complete"] = True
+        write_json_atomic(directory / MANIFEST, manifest)
 
 
 def _start(directory: Path, header: dict[str, Any], doc_ids: Sequence[str]) -> dict[str, Any]:

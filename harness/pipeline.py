@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from harness.config import load_config, method_overrides, run_config
@@ -156,15 +157,24 @@ def make_encoder(run: dict[str, Any], model: Any, tokenizer: Any) -> Any:
                          doc_max_length=run["encode.doc_max_length"], max_chars=run["encode.doc_max_chars"])
 
 
-def evaluate_encoder(run: dict[str, Any], encoder: Any, collection: Any, *, show_progress: bool = True) -> tuple[Any, dict]:
-    """Encode the collection, search it exactly, score with ranx."""
+ON_DISK_DOCS = 100_000  # larger corpora are encoded into a sharded, resumable index in the run folder
+
+
+def evaluate_encoder(run: dict[str, Any], encoder: Any, collection: Any, *, show_progress: bool = True,
+                     index_dir: Path | None = None) -> tuple[Any, dict]:
+    """Encode the collection (into ``index_dir`` shard by shard when given), search it exactly, score with ranx."""
     from harness.evaluate import evaluate
+    from harness.index import build_index, load_index
     from harness.retrieval import search
 
     qids, dids = list(collection.queries), list(collection.corpus)
     common = dict(batch_size=run["encode.batch_size"], max_active_dims=run["encode.max_active_dims"],
                   show_progress=show_progress)
-    docs = encoder.encode([collection.corpus[d] for d in dids], kind="document", **common)
+    texts = [collection.corpus[d] for d in dids]
+    if index_dir is None:
+        docs = encoder.encode(texts, kind="document", **common)
+    else:
+        docs, _ = load_index(build_index(encoder, texts, dids, index_dir, **common))
     queries = encoder.encode([collection.queries[q] for q in qids], kind="query", **common)
     ranking = search(queries, docs, k=run["eval.top_k"], doc_ids=dids, query_ids=qids)
     return evaluate(collection.qrels, ranking, metrics=tuple(run["eval.metrics"])), ranking
@@ -201,7 +211,9 @@ def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Ec
     if run["setting"] == "fine-tuned":
         extra.update(train(run, model, target_tok, collection, folder, timing, echo))
     with stage(timing, "evaluate", echo):
-        evaluation, ranking = evaluate_encoder(run, make_encoder(run, model, target_tok), collection)
+        index_dir = folder.path / "index" if len(collection.corpus) > ON_DISK_DOCS else None
+        evaluation, ranking = evaluate_encoder(run, make_encoder(run, model, target_tok), collection,
+                                               index_dir=index_dir)
     record = write_record(folder, run, evaluation, ranking, timing, extra=extra)
     echo(f"{folder.id}: {format_metrics(record['metrics'])} -> {folder.path}")
     return record
@@ -269,7 +281,8 @@ def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tup
     with stage(timing, "data"):
         collection = load_dataset(dataset)
     with stage(timing, "evaluate"):
-        evaluation, ranking = evaluate_encoder(run, encoder, collection)
+        index_dir = folder.path / "index" if len(collection.corpus) > ON_DISK_DOCS else None
+        evaluation, ranking = evaluate_encoder(run, encoder, collection, index_dir=index_dir)
     record = write_record(folder, run, evaluation, ranking, timing)
     echo(f"{model_ref} on {dataset}: {format_metrics(record['metrics'])} -> {folder.path}")
     return record
