@@ -64,7 +64,19 @@ def device_name() -> str:
 
         if torch.cuda.is_available():
             return f"cuda:{torch.cuda.get_device_name(0)}"
-    return f"cpu ({platform.processor() or platform.machine()}, {cpu_count()} cores)"
+    return f"cpu ({cpu_model()}, {cpu_count()} cores)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def cpu_count() -> int:
