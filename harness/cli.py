@@ -238,11 +238,13 @@ def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: i
 @click.option("--baseline", default="random", show_default=True, help="method the others are tested against")
 @click.option("--test", type=click.Choice(["randomization", "t-test"]), default="randomization", show_default=True)
 @click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True)
+@click.option("--grid", default=None, metavar="CONFIG",
+              help="profile whose sweep grid the records should cover: counts and lists the missing cells")
 @click.option("--control", "controls", multiple=True, default=["en"], show_default=True,
               help="control language: shown last, left out of the averages (repeat; '' for none)")
 @user_errors
 def leaderboard_cmd(runs_dir: str, out_dir: str, name: str, profile: str | None, metric: str, baseline: str,
-                    test: str, correction: str, controls: tuple[str, ...]) -> None:
+                    test: str, correction: str, controls: tuple[str, ...], grid: str | None) -> None:
     """Leaderboards (markdown, LaTeX, CSV, plots) from the run records in --runs."""
     import shlex
 
@@ -252,8 +254,19 @@ def leaderboard_cmd(runs_dir: str, out_dir: str, name: str, profile: str | None,
     header = {"command": shlex.join(["harness", *sys.argv[1:]]), "commit": git_commit(), "machine": device_name()}
     for path in build_leaderboard(runs_dir, out_dir, name=name, metric=metric, baseline=baseline, test=test,
                                   correction=correction, header=header, profile=profile,
-                                  controls=[c for c in controls if c]):
+                                  controls=[c for c in controls if c], grid=grid_cells(grid, runs_dir) if grid else None):
         click.echo(str(path))
+
+
+def grid_cells(config: str, runs_dir: str) -> Any:
+    """The run ids a sweep of ``config`` would record, with their cell labels."""
+    from harness.report import GridCells
+    from harness.runs import RunDir
+    from harness.sweep import plan_cells
+
+    cells = plan_cells(config)
+    return GridCells(config, {RunDir.for_config(runs_dir, c.run).id: (c.method, c.lang, c.setting, c.seed)
+                              for c in cells})
 
 
 @main.command("reference")

@@ -346,12 +346,13 @@ def seed_coverage(table: Table) -> str:
 
 
 def markdown(tables: list[Table], records: Records, notes: list[str], header: dict[str, Any], test: str,
-             correction: str, plots: list[Path]) -> str:
+             correction: str, plots: list[Path], grid: GridCells | None = None) -> str:
     from tabulate import tabulate
 
     lines = ["# Leaderboard", ""]
     lines += [f"- {k}: `{v}`" for k, v in sorted(header.items())]
     lines += [f"- records: {len(records.entries)} ok, {len(records.failed)} failed"]
+    lines += [grid_line(grid, records)] if grid else []
     commits = record_commits(records.entries)
     lines += [f"- records produced at commit(s): {', '.join(f'`{c}`' for c in commits)}"] if commits else []
     lines.append("")
@@ -362,8 +363,40 @@ def markdown(tables: list[Table], records: Records, notes: list[str], header: di
                   caption(table, test, correction), "", seed_coverage(table), ""]
     lines += convergence_markdown(records.entries)
     lines += [f"![{p.stem}]({p.name})" for p in plots] + ([""] if plots else [])
+    lines += missing_markdown(grid, records) if grid else []
     lines += footer_markdown(records, notes)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+@dataclass
+class GridCells:
+    """The cells a sweep of ``name`` plans: run id -> (method, lang, setting, seed)."""
+
+    name: str
+    cells: dict[str, tuple[str, str, str, int]]
+
+
+def _missing(grid: GridCells, records: Records) -> list[tuple[str, str, str, int]]:
+    ok = {e.record["run_id"] for e in records.entries}
+    return sorted((cell for rid, cell in grid.cells.items() if rid not in ok), key=lambda c: (c[2], c[3], c[0], c[1]))
+
+
+def grid_line(grid: GridCells, records: Records) -> str:
+    done = len(grid.cells) - len(_missing(grid, records))
+    return f"- grid: `harness sweep {grid.name}`: {done} of {len(grid.cells)} cells recorded"
+
+
+def missing_markdown(grid: GridCells, records: Records) -> list[str]:
+    """Cells of the grid without an ok record, grouped by setting and seed."""
+    groups: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for method, lang, setting, seed in _missing(grid, records):
+        groups[(setting, seed)].append(f"{method}/{lang}")
+    if not groups:
+        return []
+    lines = ["## Cells not recorded yet", "", f"`harness sweep {grid.name}` runs exactly these (recorded cells are skipped):", ""]
+    lines += [f"- {setting}, seed {seed} ({len(cells)}): {', '.join(cells)}"
+              for (setting, seed), cells in sorted(groups.items(), key=lambda kv: (SETTING_ORDER.get(kv[0][0], 9), kv[0]))]
+    return lines + [""]
 
 
 def record_commits(entries: list[Entry]) -> list[str]:
@@ -575,7 +608,7 @@ def build_leaderboard(runs_dir: Path | str, out_dir: Path | str, name: str = "po
                       metrics: Sequence[str] = DEFAULT_METRICS, baseline: str = "random", test: str = "randomization",
                       correction: str = "holm", header: dict[str, Any] | None = None, *,
                       profile: str | None = None, n_resamples: int = 10000, seed: int = 0,
-                      controls: Sequence[str] = ("en",)) -> list[Path]:
+                      controls: Sequence[str] = ("en",), grid: GridCells | None = None) -> list[Path]:
     """Write ``<name>.md``, ``<name>.tex``, ``<name>.csv`` and PNG plots into ``out_dir``; return the paths."""
     from harness.stats import CORRECTIONS, TESTS
     from harness.util import HarnessError
@@ -600,7 +633,7 @@ def build_leaderboard(runs_dir: Path | str, out_dir: Path | str, name: str = "po
         convergence_plots(records.entries, metric, out_dir, name, colors)
     header = dict(header or {})
     paths = [out_dir / f"{name}.md", out_dir / f"{name}.tex", out_dir / f"{name}.csv"]
-    write_text_atomic(paths[0], markdown(tables, records, notes, header, test, correction, plots))
+    write_text_atomic(paths[0], markdown(tables, records, notes, header, test, correction, plots, grid))
     write_text_atomic(paths[1], latex(tables, header, test, correction))
     write_text_atomic(paths[2], csv_text(tables))
     return paths + plots

@@ -311,3 +311,20 @@ def test_dense_bridge_reference_on_tiny_collection(tmp_path):
     run = read_trec_run(tmp_path / record["run_id"] / "run.trec")
     assert next(iter(run["q1"])) == "d1" and next(iter(run["q2"])) == "d3"
     assert all(-1.0 <= s <= 1.0 for docs in run.values() for s in docs.values())  # cosine
+
+
+def test_grid_coverage_lists_the_missing_cells(runs, tmp_path):
+    from harness.report import GridCells
+
+    runs_dir, _ = runs
+    recorded = {r.parent.name: json.loads(r.read_text()) for r in runs_dir.glob("*/result.json")}
+    ok = sorted(rid for rid, r in recorded.items() if r["status"] == "ok" and r["method"] == "sembridge")
+    cells = {rid: ("sembridge", recorded[rid]["lang"], recorded[rid]["setting"], recorded[rid]["seed"]) for rid in ok}
+    cells["focus-ja-zero-shot-s0-x"] = ("focus", "ja", "zero-shot", 0)  # recorded as failed: still missing
+    cells["overlap-ko-fine-tuned-s2-y"] = ("overlap", "ko", "fine-tuned", 2)
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=100,
+                      grid=GridCells("tiny", cells))
+    md = (tmp_path / "out" / "lb.md").read_text()
+    assert f"- grid: `harness sweep tiny`: {len(ok)} of {len(ok) + 2} cells recorded" in md
+    section = md.split("## Cells not recorded yet", 1)[1]
+    assert "- zero-shot, seed 0 (1): focus/ja\n- fine-tuned, seed 2 (1): overlap/ko\n" in section
