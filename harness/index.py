@@ -162,6 +162,29 @@ def _write_shard(path: Path, matrix: "scipy.sparse.csr_matrix") -> None:
         sp.save_npz(f, matrix.tocsr(), compressed=False)
 
 
+def wait_for_index(directory: str | Path, *, poll_seconds: float = 5.0, timeout: float | None = None,
+                   echo: Callable[[str], None] | None = None) -> Path:
+    """Return once the shared build in ``directory`` is complete (the other ranks' shards are on disk)."""
+    import time
+
+    directory = Path(directory)
+    start, told = time.monotonic(), False
+    while True:
+        manifest = read_json(directory / MANIFEST)
+        n_shards = -(-manifest["n_docs"] // manifest["shard_size"])
+        if not manifest.get("complete"):
+            _complete_if_all_there(directory, n_shards)
+            manifest = read_json(directory / MANIFEST)
+        if manifest.get("complete"):
+            return directory
+        if timeout is not None and time.monotonic() - start > timeout:
+            raise HarnessError(f"index {directory} is still incomplete after {timeout:.0f} s: is every rank running?")
+        if echo is not None and not told:
+            echo(f"waiting for the other ranks' shards in {directory}")
+            told = True
+        time.sleep(poll_seconds)
+
+
 def load_index(directory: str | Path) -> tuple["scipy.sparse.csr_matrix", list[str]]:
     """(documents x vocab CSR, doc ids in row order) of a complete index."""
     import numpy as np

@@ -164,7 +164,7 @@ def evaluate_encoder(run: dict[str, Any], encoder: Any, collection: Any, *, show
                      index_dir: Path | None = None) -> tuple[Any, dict]:
     """Encode the collection (into ``index_dir`` shard by shard when given), search it exactly, score with ranx."""
     from harness.evaluate import evaluate
-    from harness.index import build_index, load_index
+    from harness.index import build_index, load_index, wait_for_index
     from harness.retrieval import search
 
     qids, dids = list(collection.queries), list(collection.corpus)
@@ -174,7 +174,7 @@ def evaluate_encoder(run: dict[str, Any], encoder: Any, collection: Any, *, show
     if index_dir is None:
         docs = encoder.encode(texts, kind="document", **common)
     else:
-        docs, _ = load_index(build_index(encoder, texts, dids, index_dir, **common))
+        docs, _ = load_index(wait_for_index(build_index(encoder, texts, dids, index_dir, **common)))
     queries = encoder.encode([collection.queries[q] for q in qids], kind="query", **common)
     ranking = search(queries, docs, k=run["eval.top_k"], doc_ids=dids, query_ids=qids)
     return evaluate(collection.qrels, ranking, metrics=tuple(run["eval.metrics"])), ranking
@@ -210,13 +210,34 @@ def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Ec
     extra: dict[str, Any] = {"plan": plan.diagnostics(), "target_tokenizer": target_ref}
     if run["setting"] == "fine-tuned":
         extra.update(train(run, model, target_tok, collection, folder, timing, echo))
+    index_dir = folder.path / "index" if len(collection.corpus) > ON_DISK_DOCS else None
+    if process_rank() != 0:
+        return follow(run, make_encoder(run, model, target_tok), collection, index_dir, echo)
     with stage(timing, "evaluate", echo):
-        index_dir = folder.path / "index" if len(collection.corpus) > ON_DISK_DOCS else None
         evaluation, ranking = evaluate_encoder(run, make_encoder(run, model, target_tok), collection,
                                                index_dir=index_dir)
     record = write_record(folder, run, evaluation, ranking, timing, extra=extra)
     echo(f"{folder.id}: {format_metrics(record['metrics'])} -> {folder.path}")
     return record
+
+
+def process_rank() -> int:
+    """This process's rank under torchrun (RANK), 0 otherwise: only rank 0 evaluates and records."""
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
+def follow(run: dict[str, Any], encoder: Any, collection: Any, index_dir: Path | None, echo: Echo) -> dict[str, Any]:
+    """A rank other than 0 after training: encode its shards of a large corpus, then leave the record to rank 0."""
+    from harness.index import build_index
+
+    if index_dir is not None:
+        dids = list(collection.corpus)
+        build_index(encoder, [collection.corpus[d] for d in dids], dids, index_dir,
+                    batch_size=run["encode.batch_size"], max_active_dims=run["encode.max_active_dims"])
+    echo(f"rank {process_rank()}: done; rank 0 evaluates and writes the record")
+    return {}
 
 
 def train(run: dict[str, Any], model: Any, tokenizer: Any, collection: Any, folder: RunDir,
@@ -232,7 +253,8 @@ def train(run: dict[str, Any], model: Any, tokenizer: Any, collection: Any, fold
     with stage(timing, "train", echo):
         result = fine_tune(run, model, tokenizer, pairs=train_pairs(run["lang"]), evaluate=evaluate,
                            work_dir=folder.path / "train", echo=echo)
-    folder.write_json("curve.json", result["curve"])
+    if process_rank() == 0:
+        folder.write_json("curve.json", result["curve"])
     keep = ("steps_to_95", "train_seconds", "objective", "primary_metric", "resumed_from_steps")
     return {"curve": result["curve"], **{k: result.get(k) for k in keep}}
 

@@ -63,3 +63,20 @@ def test_inspect_shows_a_korean_token_built_from_its_english_meaning():
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("파일 (id ") and lines[0].endswith("mixed")
     assert any(line.split()[1] in ("file", "files") for line in lines[1:])
+
+
+def test_torchrun_two_processes_fine_tune_and_record_once(tmp_path):
+    """DDP on CPU (gloo) under torchrun: both ranks train, rank 0 alone evaluates and writes the record."""
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "harness.cli",
+           "run", "--method", "random", "--lang", "ko", "--setting", "fine-tuned", "--runs-dir", str(runs),
+           "--set", "train.steps=4", "--set", "train.eval_every=2", "--set", "train.checkpoint_every=2"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    record = only_result(runs)
+    assert record["status"] == "ok" and record["setting"] == "fine-tuned"
+    assert [p["step"] for p in record["curve"]] == [0, 2, 4]
+    assert "rank 1: done; rank 0 evaluates and writes the record" in out.stdout + out.stderr
+    checkpoint = runs / record["run_id"] / "train"
+    assert any(checkpoint.iterdir())
