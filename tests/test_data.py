@@ -123,9 +123,12 @@ def test_missing_debian_package_names_it_and_the_fix(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------
 # Real pocket data (integration)
 # --------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fresh_cache(tmp_path_factory):
-    """Unpacked packages from the shared cache; datasets built into a fresh temp cache."""
+    """Unpacked packages from the shared cache; datasets built into a fresh temp cache.
+
+    Module scope: the cache switch ends with this module, so later tests (and the CLI processes
+    they start) use the shared cache with its models and bridge vectors instead of rebuilding them."""
     from harness.data.debian import ensure_packages
     from harness.data.fetch import pocket_packages
     from harness.util import cache_dir
