@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import click
 
-from harness.util import HarnessError
+from harness.util import HarnessError, exit_on_sigterm
 
 RUNS_DIR = "runs"
 
@@ -38,6 +38,7 @@ def echo_table(rows: list[dict[str, Any]], headers: str | list[str] = "keys") ->
 @click.version_option(package_name="sparse-transfer-harness")
 def main() -> None:
     """Transfer English SPLADE sparse encoders to new languages and compare initialization methods."""
+    exit_on_sigterm()
 
 
 @main.command("methods")

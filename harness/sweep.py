@@ -7,6 +7,7 @@ With ``workers > 1`` cells run in separate processes (spawned: CUDA and forking 
 """
 from __future__ import annotations
 
+import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from harness.config import load_config, run_config
 from harness.runs import RunDir, cpu_count, result_record
-from harness.util import HarnessError, write_text_atomic
+from harness.util import HarnessError, exit_on_sigterm, write_text_atomic
 
 Echo = Callable[[str], None]
 
@@ -192,28 +193,46 @@ def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fa
 
     threads = max(1, cpu_count() // workers)  # the workers share the cores instead of each taking all
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_set_threads, initargs=(threads,)) as pool:
-        futures = {pool.submit(run_cell, cell.run, runs_dir): cell for cell in cells}
-        for future in as_completed(futures):
-            cell = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as err:  # the worker process itself died (e.g. out of memory)
-                message = f"worker crashed: {type(err).__name__}: {err}"
-                record_failure(runs_dir, cell.run, message)
-                outcome = (RunDir.for_config(runs_dir, cell.run).id, "failed", message)
-            _note(summary, cell, outcome, echo)
-            bar.update(1)
-            if fail_fast and summary.failed:
-                summary.stopped_early = True
-                for pending in futures:
-                    pending.cancel()
-                return
+                             initializer=_init_worker, initargs=(threads,)) as pool:
+        try:
+            _collect(pool, cells, runs_dir, echo, fail_fast, summary, bar)
+        except BaseException:  # interrupted or killed: stop the cells in flight too (they clean up)
+            for process in (getattr(pool, "_processes", None) or {}).values():
+                process.terminate()
+            raise
 
 
-def _set_threads(threads: int) -> None:
+def _collect(pool: Any, cells: list[Cell], runs_dir: str, echo: Echo, fail_fast: bool,
+             summary: SweepSummary, bar: Any) -> None:
+    futures = {pool.submit(_run_cell_in_worker, cell.run, runs_dir): cell for cell in cells}
+    for future in as_completed(futures):
+        cell = futures[future]
+        try:
+            outcome = future.result()
+        except Exception as err:  # the worker process itself died (e.g. out of memory)
+            message = f"worker crashed: {type(err).__name__}: {err}"
+            record_failure(runs_dir, cell.run, message)
+            outcome = (RunDir.for_config(runs_dir, cell.run).id, "failed", message)
+        _note(summary, cell, outcome, echo)
+        bar.update(1)
+        if fail_fast and summary.failed:
+            summary.stopped_early = True
+            for pending in futures:
+                pending.cancel()
+            return
+
+
+def _run_cell_in_worker(run: dict[str, Any], runs_dir: str) -> tuple[str, str, str | None]:
+    try:
+        return run_cell(run, runs_dir)
+    except SystemExit as stop:  # terminated: the cell has cleaned up; leave instead of taking the next cell
+        os._exit(stop.code if isinstance(stop.code, int) else 1)
+
+
+def _init_worker(threads: int) -> None:
     import torch
 
+    exit_on_sigterm()
     torch.set_num_threads(threads)
 
 

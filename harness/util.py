@@ -14,6 +14,23 @@ class HarnessError(Exception):
     """A user-facing error: the CLI prints its message on one line and exits with code 2."""
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a scheduler's preemption, torchrun) raise SystemExit(143).
+
+    Python's default is to die at once, which skips every ``finally``: temporary files stay and
+    child processes (fastText training) are orphaned. As an exception the clean-up runs.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_system_exit)
+
+
+def _raise_system_exit(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def cache_dir(*parts: str) -> Path:
     """The harness cache (``$HARNESS_CACHE`` or ``~/.cache/harness``), created on demand."""
     root = Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))

@@ -1,5 +1,11 @@
 """harness.static_vectors: local fastText training, the content-keyed cache, the vector API."""
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +93,52 @@ def test_identical_trainings_give_identical_vectors():
     first = runs[0].matrix(SUN + RAIN)
     for other in runs[1:]:
         assert np.array_equal(other.matrix(SUN + RAIN), first)
+
+
+TERMINATED_TRAINING = """
+import sys
+from harness.util import exit_on_sigterm
+from harness.static_vectors import train_static_vectors
+sys.path.insert(0, {tests!r})
+from test_static_vectors import two_topic_corpus
+exit_on_sigterm()
+train_static_vectors(two_topic_corpus(20_000), dim=64, epochs=500, min_count=1)
+"""
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:  # the process ended while we looked
+            pass
+    return found
+
+
+def _wait_for(condition, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="looks for processes in /proc")
+def test_sigterm_stops_the_training_child_and_removes_temporary_files(cache):
+    """kill (SIGTERM) during training: exit 143, no orphaned fastText process, no temporary files."""
+    script = TERMINATED_TRAINING.format(tests=str(Path(__file__).parent))
+    parent = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "HARNESS_CACHE": str(cache)})
+    workdir = cache / "fasttext"
+    try:
+        assert _wait_for(lambda: any(workdir.glob(".train.*.txt")) and _processes_mentioning(str(workdir)))
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=60) == 143
+        assert _wait_for(lambda: not _processes_mentioning(str(workdir)), seconds=10), "fastText child orphaned"
+        assert list(workdir.iterdir()) == []
+    finally:  # whatever failed, leave no training behind
+        parent.kill()
+        for pid in _processes_mentioning(str(workdir)):
+            os.kill(pid, signal.SIGKILL)
