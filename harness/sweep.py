@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -189,37 +189,65 @@ def _run_serial(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fail
 
 def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fail_fast: bool,
                   summary: SweepSummary, bar: Any) -> None:
+    """Cells on spawned worker processes, at most one queued per worker.
+
+    A worker that dies (killed, out of memory) breaks its pool and every cell in flight with it:
+    those cells run again one at a time, so only the cell that kills its worker is recorded as
+    failed, and the sweep goes on with a fresh pool.
+    """
+    def note(cell: Cell, outcome: tuple[str, str, str | None]) -> bool:
+        _note(summary, cell, outcome, echo)
+        bar.update(1)
+        summary.stopped_early = fail_fast and bool(summary.failed)
+        return summary.stopped_early
+
+    queue = list(cells)
+    while queue and not summary.stopped_early:
+        suspects, queue = _pool_round(queue, runs_dir, workers, note)
+        for cell in suspects:
+            if _pool_round([cell], runs_dir, 1, note)[0]:  # it killed a worker on its own too
+                message = "worker crashed: the process running this cell died (killed, e.g. out of memory)"
+                record_failure(runs_dir, cell.run, message)
+                note(cell, (RunDir.for_config(runs_dir, cell.run).id, "failed", message))
+            if summary.stopped_early:
+                return
+
+
+def _pool_round(cells: list[Cell], runs_dir: str, workers: int,
+                note: Callable[[Cell, tuple[str, str, str | None]], bool]) -> tuple[list[Cell], list[Cell]]:
+    """Run ``cells`` until done, stopped, or a worker dies: (cells in flight at the crash, cells not started)."""
     import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     threads = max(1, cpu_count() // workers)  # the workers share the cores instead of each taking all
+    waiting = list(reversed(cells))
+    running: dict[Any, Cell] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker, initargs=(threads,)) as pool:
         try:
-            _collect(pool, cells, runs_dir, echo, fail_fast, summary, bar)
+            while waiting or running:
+                while waiting and len(running) < workers:
+                    cell = waiting.pop()
+                    running[pool.submit(_run_cell_in_worker, cell.run, runs_dir)] = cell
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    cell = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        return [cell, *running.values()], waiting[::-1]
+                    except Exception as err:  # the cell's result could not come back
+                        message = f"worker failed: {type(err).__name__}: {err}"
+                        record_failure(runs_dir, cell.run, message)
+                        outcome = (RunDir.for_config(runs_dir, cell.run).id, "failed", message)
+                    if note(cell, outcome):
+                        return [], []
         except BaseException:  # interrupted or killed: stop the cells in flight too (they clean up)
             for process in (getattr(pool, "_processes", None) or {}).values():
                 process.terminate()
             raise
-
-
-def _collect(pool: Any, cells: list[Cell], runs_dir: str, echo: Echo, fail_fast: bool,
-             summary: SweepSummary, bar: Any) -> None:
-    futures = {pool.submit(_run_cell_in_worker, cell.run, runs_dir): cell for cell in cells}
-    for future in as_completed(futures):
-        cell = futures[future]
-        try:
-            outcome = future.result()
-        except Exception as err:  # the worker process itself died (e.g. out of memory)
-            message = f"worker crashed: {type(err).__name__}: {err}"
-            record_failure(runs_dir, cell.run, message)
-            outcome = (RunDir.for_config(runs_dir, cell.run).id, "failed", message)
-        _note(summary, cell, outcome, echo)
-        bar.update(1)
-        if fail_fast and summary.failed:
-            summary.stopped_early = True
-            for pending in futures:
-                pending.cancel()
-            return
+    return [], []
 
 
 def _run_cell_in_worker(run: dict[str, Any], runs_dir: str) -> tuple[str, str, str | None]:

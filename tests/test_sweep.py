@@ -1,6 +1,10 @@
 """The sweep over a tiny profile: skipping recorded cells, recording failures and going on."""
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 
 from harness import pipeline
@@ -37,12 +41,28 @@ def fake_execute(monkeypatch):
             return folder.result()
         if run["method"] == "mean" and run["lang"] == "ja":
             raise HarnessError("method 'mean' returned an invalid plan: row 3 sums to 0")
-        scores = {"ndcg@10": {"q1": 0.5, "q2": 0.25 * (run["seed"] + 1)}}
-        evaluation = EvalResult(mean={"ndcg@10": 0.5}, per_query=scores, n_queries=2, metrics=("ndcg@10",))
-        return pipeline.write_record(folder, run, evaluation, {"q1": {"d1": 1.0}, "q2": {"d2": 1.0}}, {"x": 0.1})
+        return write_fake_record(folder, run)
 
     monkeypatch.setattr(pipeline, "execute", execute)
     return calls
+
+
+def write_fake_record(folder: RunDir, run: dict) -> dict:
+    scores = {"ndcg@10": {"q1": 0.5, "q2": 0.25 * (run["seed"] + 1)}}
+    evaluation = EvalResult(mean={"ndcg@10": 0.5}, per_query=scores, n_queries=2, metrics=("ndcg@10",))
+    return pipeline.write_record(folder, run, evaluation, {"q1": {"d1": 1.0}, "q2": {"d2": 1.0}}, {"x": 0.1})
+
+
+def cell_that_kills_its_worker_on_ja(run: dict, runs_dir: str):
+    """Stands in for a cell that runs out of memory: the kernel kills the worker outright.
+
+    ko cells take longer, so one is in flight on the other worker when a ja cell kills its own."""
+    time.sleep(0.5 if run["lang"] == "ja" else 3)
+    if run["lang"] == "ja":
+        os.kill(os.getpid(), signal.SIGKILL)
+    folder = RunDir.for_config(runs_dir, run)
+    write_fake_record(folder, run)
+    return folder.id, "ran", None
 
 
 def test_sweep_records_failures_and_goes_on(profile, fake_execute, tmp_path):
@@ -96,6 +116,18 @@ def test_parallel_workers_record_real_failures(profile, tmp_path):
     records = iter_results(runs_dir)
     assert [r["status"] for r in records] == ["failed", "failed"]
     assert all(r["error"] for r in records)
+
+
+def test_a_killed_worker_fails_only_its_own_cells(profile, tmp_path, monkeypatch):
+    import harness.sweep
+
+    monkeypatch.setattr(harness.sweep, "_run_cell_in_worker", cell_that_kills_its_worker_on_ja)
+    runs_dir = str(tmp_path / "runs")
+    summary = sweep(profile, runs_dir=runs_dir, overrides=["methods=[random]"], workers=2, echo=lambda _: None)
+    assert summary.total == 4 and len(summary.ran) == 2 and len(summary.failed) == 2
+    outcome = {(r["lang"], r["seed"]): (r["status"], r.get("error")) for r in iter_results(runs_dir)}
+    crashed = ("failed", "worker crashed: the process running this cell died (killed, e.g. out of memory)")
+    assert outcome == {("ko", 0): ("ok", None), ("ko", 1): ("ok", None), ("ja", 0): crashed, ("ja", 1): crashed}
 
 
 def test_missing_assets_stop_the_sweep_before_any_cell(profile, tmp_path):
