@@ -180,6 +180,7 @@ class Table:
     baseline_method: str = ""
     n_comparisons: int = 0
     controls: frozenset[str] = frozenset()  # languages shown last and left out of the averages
+    references: frozenset[str] = frozenset()  # rows of reference systems (one deterministic run each)
 
     def is_control(self, column: Column) -> bool:
         return column.lang in self.controls
@@ -209,7 +210,8 @@ def build_table(entries: list[Entry], metric: str, baseline_method: str,
     columns = sorted({c for _, c in cells}, key=lambda c: (c.sort_key()[:2], c.lang in controls, c.sort_key()))
     baselines = sorted({e.label for e in entries if e.record["method"] == baseline_method})
     baseline = baselines[0] if len(baselines) == 1 else None
-    return Table(metric, rows, columns, cells, baseline, baseline_method, controls=controls), notes
+    return Table(metric, rows, columns, cells, baseline, baseline_method, controls=controls,
+                 references=frozenset(references)), notes
 
 
 def add_significance(table: Table, *, test: str, correction: str, n_resamples: int, seed: int) -> None:
@@ -338,11 +340,14 @@ def seed_coverage(table: Table) -> str:
     for setting in settings_of(table):
         counts: dict[int, int] = defaultdict(int)
         for (row, column), cell in table.cells.items():
-            if column.setting == setting:
+            if column.setting == setting and row not in table.references:
                 counts[len(cell.values)] += 1
-        spread = ", ".join(f"{n} seed{'s' if n > 1 else ''} ({k} cell{'s' if k > 1 else ''})" for n, k in sorted(counts.items(), reverse=True))
-        parts.append(f"{setting}: {spread}")
-    return "Seeds per cell: " + "; ".join(parts) + "."
+        spread = ", ".join(f"{n} seed{'s' if n > 1 else ''} ({k} cell{'s' if k > 1 else ''})"
+                           for n, k in sorted(counts.items(), reverse=True))
+        if spread:
+            parts.append(f"{setting}: {spread}")
+    references = " (reference systems: one run each, they have no seed)" if table.references else ""
+    return "Seeds per cell of the methods: " + "; ".join(parts) + references + "."
 
 
 def markdown(tables: list[Table], records: Records, notes: list[str], header: dict[str, Any], test: str,

@@ -188,13 +188,15 @@ def test_control_language_goes_last_and_stays_out_of_the_average(tmp_path):
             means[(method, lang)] = float(np.mean(values))
             write_run(runs_dir, method, lang, "zero-shot", 0, values)
     write_run(runs_dir, "sembridge", "ko", "zero-shot", 1, rng.uniform(size=12))
+    write_run(runs_dir, "bm25", "ko", "zero-shot", 0, rng.uniform(size=12))
     build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=200)
     md = (tmp_path / "out" / "lb.md").read_text()
     headers, rows = md_table_rows(md, "nDCG@10")
     assert headers == ["system", "ja ZS", "ko ZS", "en ZS", "avg ZS"]
     assert rows["random"][3] == f"{(means[('random', 'ja')] + means[('random', 'ko')]) / 2:.3f}"
     assert "without the control en" in md
-    assert "Seeds per cell: zero-shot: 2 seeds (1 cell), 1 seed (5 cells)." in md
+    assert ("Seeds per cell of the methods: zero-shot: 2 seeds (1 cell), 1 seed (5 cells) "
+            "(reference systems: one run each, they have no seed).") in md
     build_leaderboard(runs_dir, tmp_path / "all", name="lb", metrics=("ndcg@10",), n_resamples=200, controls=())
     headers, rows = md_table_rows((tmp_path / "all" / "lb.md").read_text(), "nDCG@10")
     assert headers == ["system", "en ZS", "ja ZS", "ko ZS", "avg ZS"]
