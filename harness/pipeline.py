@@ -53,6 +53,8 @@ def preflight(runs: list[dict[str, Any]]) -> None:
     from harness.assets import missing_assets
     from harness.data.paper import missing_data
 
+    for device in sorted({r["device"] for r in runs}):
+        resolve_device(device)
     models = sorted({r[k] for r in runs for k in ("source_model", "bridge_model")})
     tokenizers = sorted({r["target_tokenizer"] for r in runs if r["target_tokenizer"] != "auto"})
     data = sorted({r[k] for r in runs for k in ("dataset", "train_dataset") if k in r})
@@ -142,11 +144,17 @@ def make_plan(run: dict[str, Any], ctx: Any) -> Any:
 
 
 def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
+    """'auto' is cuda when torch sees a GPU, else cpu; a device that cannot be used is a clear error."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.split(":")[0] not in ("cpu", "cuda"):
+        raise HarnessError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HarnessError(f"device={device}, but torch {torch.__version__} sees no CUDA GPU here: "
+                           f"use --set device=auto (or cpu)")
+    return device
 
 
 def make_encoder(run: dict[str, Any], model: Any, tokenizer: Any) -> Any:

@@ -32,11 +32,21 @@ def test_methods_lists_baselines_with_parameters():
     (["run", "--method", "mean", "--lang", "ko", "--set", "method.copy_overlp=false"], "did you mean 'copy_overlap'?"),
     (["run", "--method", "mean", "--lang", "ko", "--profile", "pockt"], "did you mean 'pocket'?"),
     (["run", "--method", "mean", "--lang", "ko", "--setting", "zero"], "Invalid value for '--setting'"),
+    (["run", "--method", "mean", "--lang", "ko", "--set", "device=gpu"], "unknown device 'gpu': use auto, cpu"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message):
     out = harness(*args)
     assert out.returncode == 2 and message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_cuda_without_a_gpu_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    out = harness("run", "--method", "mean", "--lang", "ko", "--set", "device=cuda")
+    assert out.returncode == 2 and "sees no CUDA GPU here: use --set device=auto" in out.stderr
 
 
 @pytest.mark.parametrize("name", ["mean", "random", "overlap"])
