@@ -2,7 +2,7 @@
 
 Everything is read from ``runs/*/result.json`` and the files it names (reporting never sees live
 objects). Rows are methods (split by parameter or config variants when a runs folder holds several)
-plus reference systems (``eval:<model>``, ``bm25``, ``dense-bridge``); columns are language x
+plus reference systems (``unadapted <model>``, ``bm25``, ``dense-bridge``); columns are language x
 setting with one average column per setting. Cells are mean +- sd over seeds of the per-query mean.
 Significance: per column, each row against the declared baseline on per-query scores averaged over
 seeds, one correction (Holm by default) over all comparisons of the table.
@@ -109,7 +109,7 @@ def _optional_json(folder: Path, files: dict[str, str], key: str) -> dict[str, A
 # --------------------------------------------------------------------------------------------
 def base_label(record: dict[str, Any]) -> str:
     if record["method"] == "eval":
-        return f"eval:{record['method_params'].get('model', '?')}"
+        return f"unadapted {record['method_params'].get('model', '?')}"
     return record["method"]
 
 
@@ -405,8 +405,9 @@ def missing_markdown(grid: GridCells, records: Records) -> list[str]:
 
 
 def record_commits(entries: list[Entry]) -> list[str]:
-    """Distinct git commits in the records' env.json files (provenance of the numbers)."""
-    return sorted({str(e.env.get("git")) for e in entries if e.env.get("git")})
+    """Distinct git commits (12-digit, '-dirty' kept) in the records' env.json files: provenance of the numbers."""
+    commits = {str(e.env.get("git")) for e in entries if e.env.get("git")}
+    return sorted({c[:12] + ("-dirty" if c.endswith("-dirty") else "") for c in commits})
 
 
 def convergence_markdown(entries: list[Entry]) -> list[str]:

@@ -86,15 +86,15 @@ def test_table_contents(runs, tmp_path):
     md = (tmp_path / "out" / "lb.md").read_text()
     headers, rows = md_table_rows(md, "nDCG@10")
     assert headers == ["system", "ja ZS", "ko ZS", "avg ZS", "ko FT", "avg FT"]
-    assert list(rows) == ["mean", "random", "sembridge", "eval:pocket:splade-tiny"]  # references last
+    assert list(rows) == ["mean", "random", "sembridge", "unadapted pocket:splade-tiny"]  # references last
     per_seed = {k: float(np.mean(v)) for k, v in systems.items()}
     sem_ko = [per_seed[("sembridge", "ko", s)] for s in (0, 1)]
     assert rows["sembridge"][1] == f"**{fmt_cell(sem_ko)}**†"  # best in column, significant
     rnd_ja = [per_seed[("random", "ja", s)] for s in (0, 1)]
     assert rows["random"][0] == fmt_cell(rnd_ja)  # the baseline is never marked
     assert "†" not in rows["mean"][0] + rows["mean"][1]
-    assert rows["eval:pocket:splade-tiny"][0] == "–" and rows["eval:pocket:splade-tiny"][2] == "–"
-    assert rows["eval:pocket:splade-tiny"][1] == f"{per_seed_eval(runs_dir):.3f}↓"  # significantly worse
+    assert rows["unadapted pocket:splade-tiny"][0] == "–" and rows["unadapted pocket:splade-tiny"][2] == "–"
+    assert rows["unadapted pocket:splade-tiny"][1] == f"{per_seed_eval(runs_dir):.3f}↓"  # significantly worse
     avg = statistics.mean([statistics.mean([per_seed[("mean", lang, s)] for s in (0, 1)]) for lang in ("ja", "ko")])
     assert rows["mean"][2] == f"{avg:.3f}"
     assert "commit: `abc123`" in md and "command: `harness leaderboard`" in md
@@ -114,10 +114,10 @@ def test_significance_matches_independent_holm(runs, tmp_path):
     tested = [r for r in rows if r["p"]]
     # zero-shot: mean and sembridge in ja and ko, plus the reference in ko (no baseline in the FT column)
     assert sorted((r["system"], r["lang"]) for r in tested) == sorted(
-        [("mean", "ja"), ("mean", "ko"), ("sembridge", "ja"), ("sembridge", "ko"), ("eval:pocket:splade-tiny", "ko")])
+        [("mean", "ja"), ("mean", "ko"), ("sembridge", "ja"), ("sembridge", "ko"), ("unadapted pocket:splade-tiny", "ko")])
     raw = {}
     for r in tested:
-        if r["system"] == "eval:pocket:splade-tiny":
+        if r["system"] == "unadapted pocket:splade-tiny":
             continue
         a = stats.average_over_seeds([_scores(systems[(r["system"], r["lang"], s)]) for s in (0, 1)])
         b = stats.average_over_seeds([_scores(systems[("random", r["lang"], s)]) for s in (0, 1)])
@@ -162,7 +162,7 @@ def test_latex_output(runs, tmp_path):
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
     assert "\\mathbf{" in tex and "^{\\dagger}" in tex
     assert "paired t-test" in tex and "Benjamini-Hochberg" in tex
-    assert "eval:pocket:splade-tiny" in tex
+    assert "unadapted pocket:splade-tiny" in tex
     body = [line for line in tex.splitlines() if line.startswith("sembridge")]
     assert len(body) == 1 and body[0].count("&") == 5
 
