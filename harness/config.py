@@ -15,6 +15,7 @@ from harness.util import HarnessError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SETTINGS = ("zero-shot", "fine-tuned")
+DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset")  # names with {lang}, resolved per run
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models")  # describe a sweep, not a single run
 
 
@@ -57,6 +58,8 @@ SCHEMA: dict[str, Key] = {
     "train.batch_size": Key(int, 8, "pairs per (global) batch; each adds its hard negatives"),
     "train.lr": Key(float, 2e-5, "peak learning rate (linear warm-up, then linear decay to 0; 1e-4 collapsed a mean-initialised ko model)"),
     "train.warmup_ratio": Key(float, 0.1, "fraction of steps with linear learning-rate warm-up"),
+    "train.eval_dataset": Key(str, None, "test collection of the curve points during training ({lang} is replaced); "
+                              "default: the run's dataset (a cheaper tier, e.g. miracl-{lang}-lite, keeps them affordable)", True),
     "train.eval_every": Key(int, 30, "evaluate every N steps (the convergence curve; also at step 0 and the last step)"),
     "train.checkpoint_every": Key(int, 30, "checkpoint every N steps (for resume; also at the last step)"),
     "train.query_max_length": Key(int, 32, "query token limit in training"),
@@ -182,7 +185,9 @@ def run_config(config: dict[str, Any], *, method: str, method_params: dict[str, 
     run = {k: v for k, v in config.items() if k not in GRID_KEYS and k not in ("method_params", "baseline_method")}
     if setting == "zero-shot":
         run = {k: v for k, v in run.items() if not k.startswith("train.") and k != "train_dataset"}
-    for key in ("dataset", "train_dataset"):
+    if run.get("train.eval_dataset", "") is None:
+        del run["train.eval_dataset"]  # unset: out of the run id, so records made before the key existed still match
+    for key in DATASET_KEYS:
         if key in run:
             run[key] = run[key].replace("{lang}", lang)
     run.update(method=method, method_params=method_params, lang=lang, seed=seed, setting=setting)

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from harness.config import load_config, method_overrides, run_config
+from harness.config import DATASET_KEYS, load_config, method_overrides, run_config
 from harness.runs import RunDir, environment, result_record
 from harness.util import HarnessError
 
@@ -42,7 +42,7 @@ def plan_runs(profile: str, overrides: tuple[str, ...] | list[str], *, method: s
     runs = [run_config(config, method=method, method_params=params, lang=lang, seed=seed, setting=s)
             for s in settings]
     for run in runs:
-        for key in ("dataset", "train_dataset"):
+        for key in DATASET_KEYS:
             if key in run and not run[key].startswith("beir:"):
                 datasets.entry(run[key])  # unknown names fail now, with "did you mean"
     return runs
@@ -57,7 +57,7 @@ def preflight(runs: list[dict[str, Any]]) -> None:
         resolve_device(device)
     models = sorted({r[k] for r in runs for k in ("source_model", "bridge_model")})
     tokenizers = sorted({r["target_tokenizer"] for r in runs if r["target_tokenizer"] != "auto"})
-    data = sorted({r[k] for r in runs for k in ("dataset", "train_dataset") if k in r})
+    data = sorted({r[k] for r in runs for k in DATASET_KEYS if k in r})
     missing = missing_assets(models, tokenizers) + [line for name in data for line in missing_data(name)]
     if missing:
         raise HarnessError(f"{len(missing)} missing (offline?): " + "; ".join(missing))
@@ -196,6 +196,15 @@ def dataset_lang(name: str) -> str:
     return "und" if name.startswith("beir:") else datasets.get(name).lang
 
 
+def training_pairs(run: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (query, passage) pairs of the run's ``train_dataset``."""
+    pairs = load_dataset(run["train_dataset"]).train_pairs
+    if not pairs:
+        raise HarnessError(f"train_dataset {run['train_dataset']!r} has no training pairs: pick one whose "
+                           f"'pairs' column in `harness data list` is not 0 (e.g. libreoffice-help-{run['lang']})")
+    return pairs
+
+
 def load_dataset(name: str) -> Any:
     from harness.data import load_collection
 
@@ -251,15 +260,16 @@ def follow(run: dict[str, Any], encoder: Any, collection: Any, index_dir: Path |
 def train(run: dict[str, Any], model: Any, tokenizer: Any, collection: Any, folder: RunDir,
           timing: dict[str, float], echo: Echo) -> dict[str, Any]:
     """Fine-tune in place (resuming from ``folder/train``); the curve and convergence numbers."""
-    from harness.data import train_pairs
     from harness.train import fine_tune
 
+    curve_collection = load_dataset(run["train.eval_dataset"]) if "train.eval_dataset" in run else collection
+
     def evaluate(m: Any, t: Any) -> dict[str, float]:
-        evaluation, _ = evaluate_encoder(run, make_encoder(run, m, t), collection, show_progress=False)
+        evaluation, _ = evaluate_encoder(run, make_encoder(run, m, t), curve_collection, show_progress=False)
         return evaluation.mean
 
     with stage(timing, "train", echo):
-        result = fine_tune(run, model, tokenizer, pairs=train_pairs(run["lang"]), evaluate=evaluate,
+        result = fine_tune(run, model, tokenizer, pairs=training_pairs(run), evaluate=evaluate,
                            work_dir=folder.path / "train", echo=echo)
     if process_rank() == 0:
         folder.write_json("curve.json", result["curve"])

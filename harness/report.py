@@ -33,7 +33,7 @@ TEST_NAMES = {"randomization": "paired randomization test", "t-test": "paired t-
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}
 # Config keys that never make two records different systems (they are the grid, or do not change results).
 NOT_VARIANTS = {"method", "method_params", "lang", "seed", "setting", "dataset", "train_dataset", "device",
-                "encode.batch_size"}
+                "encode.batch_size", "train.eval_dataset"}
 REFERENCE_METHODS = ("eval", "bm25", "dense-bridge")
 MARK, WORSE_MARK = "†", "↓"  # significantly better / worse than the baseline
 DASH = "–"

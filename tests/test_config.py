@@ -49,3 +49,13 @@ def test_run_config_and_id():
                              setting="zero-shot")) == run_id(zs)
     assert run_id(zs).startswith("mean-ko-zero-shot-s0-")
     assert method_overrides(["method.alpha=2", "train.lr=1"]) == {"alpha": 2}
+
+
+def test_curve_collection_stays_out_of_the_run_id_unless_set():
+    """Records made before train.eval_dataset existed keep their ids; setting it makes a distinct run."""
+    args = dict(method="mean", method_params={"copy_overlap": True}, lang="ko", seed=0, setting="fine-tuned")
+    plain = run_config(load_config("pocket"), **args)
+    assert "train.eval_dataset" not in plain
+    cheap = run_config(load_config("pocket", ["train.eval_dataset=gnome-help-{lang}"]), **args)
+    assert cheap["train.eval_dataset"] == "gnome-help-ko" and run_id(cheap) != run_id(plain)
+    assert "train.eval_dataset" not in run_config(load_config("paper"), **{**args, "setting": "zero-shot"})

@@ -80,3 +80,30 @@ def test_torchrun_two_processes_fine_tune_and_record_once(tmp_path):
     assert "rank 1: done; rank 0 evaluates and writes the record" in out.stdout + out.stderr
     checkpoint = runs / record["run_id"] / "train"
     assert any(checkpoint.iterdir())
+
+
+def test_training_pairs_come_from_the_configured_train_dataset():
+    from harness.data import train_pairs
+    from harness.pipeline import training_pairs
+    from harness.util import HarnessError
+
+    assert training_pairs({"train_dataset": "libreoffice-help-ko", "lang": "ko"}) == train_pairs("ko")
+    assert training_pairs({"train_dataset": "libreoffice-help-ja", "lang": "ko"}) == train_pairs("ja")
+    with pytest.raises(HarnessError, match="'gnome-help-ko' has no training pairs"):
+        training_pairs({"train_dataset": "gnome-help-ko", "lang": "ko"})
+
+
+def test_curve_points_use_train_eval_dataset_and_the_record_the_run_dataset(tmp_path):
+    """train.eval_dataset moves only the in-training curve; the final numbers stay on the run's dataset."""
+    def fine_tune(runs: Path, *extra: str) -> dict:
+        harness("run", "--method", "random", "--lang", "ko", "--setting", "fine-tuned", "--runs-dir", str(runs),
+                "--set", "train.steps=2", "--set", "train.eval_every=2", *extra)
+        return only_result(runs)
+
+    same = fine_tune(tmp_path / "same")
+    assert same["curve"][-1]["ndcg@10"] == pytest.approx(same["metrics"]["ndcg@10"])
+    moved = fine_tune(tmp_path / "moved", "--set", "train.eval_dataset=gnome-help-ja")
+    config = json.loads((tmp_path / "moved" / moved["run_id"] / "config.json").read_text())
+    assert config["train.eval_dataset"] == "gnome-help-ja"
+    assert moved["metrics"] == same["metrics"]  # same training, same final evaluation on gnome-help-ko
+    assert moved["curve"][-1]["ndcg@10"] != pytest.approx(same["curve"][-1]["ndcg@10"])
