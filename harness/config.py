@@ -16,6 +16,8 @@ from harness.util import HarnessError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SETTINGS = ("zero-shot", "fine-tuned")
 DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset")  # names with {lang}, resolved per run
+# Keys added after records existed: unset, they stay out of the run id, so those records still match.
+OMITTED_WHEN_UNSET = ("train.eval_dataset",)
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models")  # describe a sweep, not a single run
 
 
@@ -185,8 +187,9 @@ def run_config(config: dict[str, Any], *, method: str, method_params: dict[str, 
     run = {k: v for k, v in config.items() if k not in GRID_KEYS and k not in ("method_params", "baseline_method")}
     if setting == "zero-shot":
         run = {k: v for k, v in run.items() if not k.startswith("train.") and k != "train_dataset"}
-    if run.get("train.eval_dataset", "") is None:
-        del run["train.eval_dataset"]  # unset: out of the run id, so records made before the key existed still match
+    for key in OMITTED_WHEN_UNSET:
+        if key in run and run[key] is None:
+            del run[key]
     for key in DATASET_KEYS:
         if key in run:
             run[key] = run[key].replace("{lang}", lang)

@@ -191,7 +191,7 @@ def test_gnome_untranslated_pages_dropped(fresh_cache):
 
 @pytest.mark.slow
 def test_libreoffice_text_pairs_and_alignment(fresh_cache):
-    from harness.data import aligned_pages, load_collection, target_text, train_pairs
+    from harness.data import aligned_pages, load_collection, target_text
 
     en, ko = load_collection("libreoffice-help-en"), load_collection("libreoffice-help-ko")
     assert len(en.corpus) > 2500 and 2000 < len(ko.corpus) <= len(en.corpus)
@@ -208,7 +208,7 @@ def test_libreoffice_text_pairs_and_alignment(fresh_cache):
     assert pairs[0] == (en.corpus[page], ko.corpus[page])
     copied = set(en.corpus[page].split("\n"))
     assert not copied & set(ko.corpus[page].split("\n"))  # English copies are dropped from ko text
-    heading, body = train_pairs("ko")[0]
+    heading, body = load_collection("libreoffice-help-ko").train_pairs[0]
     assert heading and body and hangul.search(heading + body)
     assert len(target_text("ko")) == len(ko.corpus)
 

@@ -83,12 +83,13 @@ def test_torchrun_two_processes_fine_tune_and_record_once(tmp_path):
 
 
 def test_training_pairs_come_from_the_configured_train_dataset():
-    from harness.data import train_pairs
+    from harness.data import load_collection
     from harness.pipeline import training_pairs
     from harness.util import HarnessError
 
-    assert training_pairs({"train_dataset": "libreoffice-help-ko", "lang": "ko"}) == train_pairs("ko")
-    assert training_pairs({"train_dataset": "libreoffice-help-ja", "lang": "ko"}) == train_pairs("ja")
+    japanese = training_pairs({"train_dataset": "libreoffice-help-ja", "lang": "ko"})  # not the run's language
+    assert japanese == load_collection("libreoffice-help-ja").train_pairs
+    assert japanese != load_collection("libreoffice-help-ko").train_pairs
     with pytest.raises(HarnessError, match="'gnome-help-ko' has no training pairs"):
         training_pairs({"train_dataset": "gnome-help-ko", "lang": "ko"})
 

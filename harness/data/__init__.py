@@ -6,7 +6,9 @@ for their files). Importing this package registers the built-in datasets in
 
     load_collection("gnome-help-ko")          # Collection (built and cached on first use)
     load_collection("beir:/data/scifact:test")  # a local BEIR folder
-    target_text("ja"), train_pairs("ko"), bilingual_dictionary("ru"), aligned_pages("en", "ko")
+    target_text("ja"), bilingual_dictionary("ru"), aligned_pages("en", "ko")
+
+Fine-tuning pairs are the ``train_pairs`` of the run's ``train_dataset`` (``harness.pipeline.training_pairs``).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from harness.registry import UnknownNameError, datasets
 from harness.util import HarnessError
 
 __all__ = ["Collection", "DatasetSpec", "NoDatasetError", "NoDictionaryError", "load_collection",
-           "dataset_rows", "build", "target_text", "train_pairs", "bilingual_dictionary",
+           "dataset_rows", "build", "target_text", "bilingual_dictionary",
            "aligned_pages", "UnknownNameError"]
 
 NoDictionaryError = NoDatasetError  # raised by bilingual_dictionary("ko")
@@ -88,13 +90,6 @@ def target_text(lang: str) -> list[str]:
     if lang not in TEXT_SOURCES:
         raise _unsupported("target-language text", lang, list(TEXT_SOURCES))
     return [text for name in TEXT_SOURCES[lang] for text in load_collection(name).corpus.values()]
-
-
-def train_pairs(lang: str) -> list[tuple[str, str]]:
-    """(query-like, passage) fine-tuning pairs: LibreOffice help (heading -> the text under it)."""
-    if lang not in PAIR_SOURCES:
-        raise _unsupported("training pairs", lang, list(PAIR_SOURCES))
-    return list(load_collection(PAIR_SOURCES[lang]).train_pairs or [])
 
 
 def bilingual_dictionary(lang: str) -> list[tuple[str, str]]:
