@@ -36,6 +36,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from bench.init import clustered_vectors, device_name, load  # noqa: E402
+from harness.device import resolve_device  # noqa: E402
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -68,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.init_target, args.init_source, args.dim = 5_000, 2_000, 64
         args.cpu_docs, args.cpu_steps, args.cpu_init_target = 64, 4, 2_000
     if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+        args.device = resolve_device("auto")
     return args
 
 

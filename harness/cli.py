@@ -250,7 +250,8 @@ def leaderboard_cmd(runs_dir: str, out_dir: str, name: str, profile: str | None,
     import shlex
 
     from harness.report import build_leaderboard
-    from harness.runs import device_name, git_commit
+    from harness.device import device_name
+    from harness.runs import git_commit
 
     header = {"command": shlex.join(["harness", *sys.argv[1:]]), "commit": git_commit(), "machine": device_name()}
     for path in build_leaderboard(runs_dir, out_dir, name=name, metric=metric, baseline=baseline, test=test,

@@ -10,14 +10,11 @@ SpladePooling), so ``sentence_transformers.SparseEncoder(dir)`` and mteb load it
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from harness.util import HarnessError, write_json_atomic
+from harness.device import accepted_inputs, autocast, resolve_device
+from harness.util import HarnessError, atomic_dir, write_json_atomic
 
 if TYPE_CHECKING:
     import scipy.sparse
@@ -33,8 +30,6 @@ HARNESS_CONFIG = "harness_encoder.json"
 # Upper bound on the (batch x seq x vocab) logits block per forward pass: large vocabularies
 # (XLM-R: 250k) would otherwise need many GB for an ordinary batch.
 LOGITS_BUDGET_BYTES = 1 << 30
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class SpladeEncoder:
@@ -52,13 +47,13 @@ class SpladeEncoder:
     ) -> None:
         import torch
 
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(resolve_device(device))
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.query_max_length = query_max_length
         self.doc_max_length = doc_max_length
         self.max_chars = max_chars
-        self._inputs = _accepted_inputs(model)
+        self._inputs = accepted_inputs(model)
 
     # ---------------------------------------------------------------------------------------
     # Construction and persistence
@@ -81,7 +76,7 @@ class SpladeEncoder:
     def save(self, directory: str | Path) -> Path:
         """Write a sentence-transformers SparseEncoder directory (atomically replacing ``directory``)."""
         directory = Path(directory)
-        with _atomic_dir(directory) as tmp:
+        with atomic_dir(directory) as tmp:
             self.model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             self._write_sparse_encoder_configs(tmp)
@@ -189,7 +184,7 @@ class SpladeEncoder:
             texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         )
         features = {k: v.to(self.device) for k, v in features.items() if k in self._inputs}
-        with torch.inference_mode(), _autocast(self.device):
+        with torch.inference_mode(), autocast(self.device):
             logits = self.model(**features).logits
             pooled = splade_pool(logits, features["attention_mask"])
         if max_active_dims is not None:
@@ -231,25 +226,6 @@ def _to_csr(reps: "torch.Tensor") -> "scipy.sparse.csr_matrix":
 
     dense = reps.detach().cpu().numpy().astype(np.float32, copy=False)
     return sp.csr_matrix(dense)
-
-
-def _accepted_inputs(model: Any) -> set[str]:
-    """Tokenizer outputs the model's forward declares (DistilBERT takes no token_type_ids)."""
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    return {name for name in MODEL_INPUTS if name in params}
-
-
-@contextmanager
-def _autocast(device: "torch.device") -> Iterator[None]:
-    import torch
-
-    if device.type == "cuda":
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            yield
-    else:
-        yield
 
 
 def _progress(items: list[Any], show: bool) -> Any:
@@ -298,22 +274,3 @@ def _encoder_settings(root: Path, model_dir: Path) -> dict[str, Any]:
         if value:
             settings[ours_key] = int(value)
     return settings
-
-
-@contextmanager
-def _atomic_dir(path: Path) -> Iterator[Path]:
-    """Build a directory beside ``path`` and swap it in only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old.{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)

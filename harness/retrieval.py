@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
+from harness.device import resolve_device
+
 if TYPE_CHECKING:
     import numpy as np
     import scipy.sparse
@@ -44,7 +46,7 @@ def search(
     doc_ids = [str(d) for d in doc_ids]
     query_ids = [str(q) for q in query_ids]
     doc_rank = _id_ranks(doc_ids)
-    use_cuda = _resolve_device(device) == "cuda"
+    use_cuda = resolve_device(device).startswith("cuda")
     entry = DENSE_ENTRY_BYTES if use_cuda else SPARSE_ENTRY_BYTES
     chunk = chunk_size or default_chunk_size(doc_matrix.shape[0], score_budget_bytes, entry)
     candidates = (_cuda_scorer if use_cuda else _cpu_scorer)(doc_matrix)
@@ -166,9 +168,3 @@ def _check_inputs(queries: Any, docs: Any, k: int, doc_ids: Sequence[str], query
         raise ValueError(f"k must be positive, got {k}")
 
 
-def _resolve_device(device: str | None) -> str:
-    if device is not None:
-        return "cuda" if str(device).startswith("cuda") else "cpu"
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

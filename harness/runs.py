@@ -1,5 +1,10 @@
 """Run records: ``runs/<run-id>/`` with the resolved config, environment, plan and results.
 
+This module owns the record: its id, its folder, the typed ``RunRecord`` behind ``result.json``,
+writing a complete record (``write_record``) or a failure (``record_failure``), and the one rule for
+what counts as already recorded (``RunDir.recorded``: an ok record; a failed one runs again). Every
+runner (run, eval, reference, sweep) goes through these.
+
 The run id is a content hash of the resolved run config (which holds method, parameters,
 language, seed and setting), so an identical run is found again instead of duplicated.
 Reporting reads these files only.
@@ -9,11 +14,12 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.util import content_hash, read_json, write_json_atomic
+from harness.device import device_name
+from harness.util import content_hash, read_json, write_json_atomic, write_text_atomic
 
 SCHEMA_VERSION = 1
 RESULT = "result.json"
@@ -58,33 +64,6 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def device_name() -> str:
-    if "torch" in sys.modules:
-        import torch
-
-        if torch.cuda.is_available():
-            return f"cuda:{torch.cuda.get_device_name(0)}"
-    return f"cpu ({cpu_model()}, {cpu_count()} cores)"
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 @dataclass
 class RunDir:
     """One run's folder."""
@@ -104,10 +83,18 @@ class RunDir:
         return self.path / RESULT
 
     def done(self) -> bool:
+        """A record exists (ok or failed)."""
         return self.result_path.exists()
 
     def result(self) -> dict[str, Any]:
         return read_json(self.result_path)
+
+    def recorded(self) -> dict[str, Any] | None:
+        """The skip rule of every runner: the ok record of this run, or None (none yet, or a failed one to retry)."""
+        if not self.done():
+            return None
+        record = self.result()
+        return record if record.get("status", "ok") == "ok" else None
 
     def write_json(self, name: str, obj: Any) -> Path:
         path = self.path / name
@@ -119,26 +106,81 @@ class RunDir:
         return self.path / name
 
 
-def result_record(run_config: dict[str, Any], *, metrics: dict[str, float] | None, timing: dict[str, float],
-                  files: dict[str, str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The schema-versioned ``result.json`` content."""
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id(run_config),
-        "method": run_config["method"],
-        "method_params": run_config["method_params"],
-        "lang": run_config["lang"],
-        "dataset": run_config["dataset"],
-        "profile": run_config["profile"],
-        "setting": run_config["setting"],
-        "seed": run_config["seed"],
-        "status": "ok",
-        "metrics": metrics,
-        "timing": {k: round(v, 3) for k, v in timing.items()},
-        "files": files,
-    }
-    record.update(extra or {})
-    return record
+@dataclass
+class RunRecord:
+    """The schema-versioned content of ``result.json``.
+
+    The fields below are in every record; ``details`` holds what a kind of run adds (``counts``,
+    ``plan``, ``curve``, ``reference``, ``error``, ...) and is written flat beside them.
+    """
+
+    run_id: str
+    method: str
+    method_params: dict[str, Any]
+    lang: str
+    dataset: str
+    profile: str
+    setting: str
+    seed: int
+    status: str = "ok"
+    metrics: dict[str, float] | None = None
+    timing: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    CORE = ("run_id", "method", "method_params", "lang", "dataset", "profile", "setting", "seed")
+
+    @classmethod
+    def of(cls, run_config: dict[str, Any], **fields: Any) -> "RunRecord":
+        """The record of a resolved run config; ``fields`` are the other dataclass fields."""
+        core = {k: run_config[k] for k in cls.CORE if k != "run_id"}
+        return cls(run_id=run_id(run_config), **core, **fields)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "RunRecord":
+        if not isinstance(obj, dict):
+            raise ValueError(f"a run record is a JSON object, got {type(obj).__name__}")
+        known = {k: obj[k] for k in (*cls.CORE, "status", "metrics", "timing", "files") if k in obj}
+        details = {k: v for k, v in obj.items() if k not in known and k != "schema_version"}
+        return cls(**known, details=details)
+
+    def to_json(self) -> dict[str, Any]:
+        core = {k: getattr(self, k) for k in self.CORE}
+        timing = {k: round(v, 3) for k, v in self.timing.items()}
+        return {"schema_version": SCHEMA_VERSION, **core, "status": self.status, "metrics": self.metrics,
+                "timing": timing, "files": self.files, **self.details}
+
+
+def write_record(folder: RunDir, run: dict[str, Any], evaluation: Any, ranking: dict, timing: dict[str, float],
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """All files of an evaluated run; ``result.json`` last, so its presence means the record is complete."""
+    from harness.evaluate import write_per_query, write_trec_run
+
+    folder.write_json("config.json", run)
+    folder.write_json("env.json", environment())
+    write_trec_run(folder.file("run.trec"), ranking, tag=folder.id)
+    write_per_query(folder.file("per_query.json"), evaluation.per_query)
+    files = {"config": "config.json", "env": "env.json", "run": "run.trec", "per_query": "per_query.json"}
+    if (folder.path / "curve.json").exists():
+        files["curve"] = "curve.json"
+    counts = {"queries": evaluation.n_queries, "missing_in_run": evaluation.missing_in_run,
+              "missing_in_qrels": evaluation.missing_in_qrels}
+    record = RunRecord.of(run, metrics=evaluation.mean, timing=timing, files=files,
+                          details={"counts": counts, **(extra or {})})
+    folder.write_json(RESULT, record.to_json())
+    return folder.result()  # what a later skip returns and reporting reads
+
+
+def record_failure(folder: RunDir, run: dict[str, Any], error: str, detail: str = "") -> dict[str, Any]:
+    """``result.json`` with status "failed", no metrics, and the error (its traceback in ``error.txt``)."""
+    folder.write_json("config.json", run)
+    files = {"config": "config.json"}
+    if detail:
+        write_text_atomic(folder.file("error.txt"), detail)
+        files["error"] = "error.txt"
+    record = RunRecord.of(run, status="failed", files=files, details={"error": error})
+    folder.write_json(RESULT, record.to_json())
+    return record.to_json()
 
 
 def iter_results(runs_dir: Path | str) -> list[dict[str, Any]]:

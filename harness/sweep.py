@@ -1,6 +1,6 @@
 """The sweep: every method x language x seed x setting of a profile, one recorded run per cell.
 
-Cells already recorded with status "ok" are skipped (``pipeline.execute`` finds them by run id);
+Cells already recorded with status "ok" are skipped (the skip rule of ``runs.RunDir.recorded``);
 a cell that fails is recorded with status "failed" and its error, and the sweep goes on, so a
 leaderboard can list what is missing and a later sweep retries exactly the failed cells.
 With ``workers > 1`` cells run in separate processes (spawned: CUDA and forking do not mix).
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from harness.config import load_config, run_config
-from harness.runs import RunDir, cpu_count, result_record
-from harness.util import HarnessError, exit_on_sigterm, write_text_atomic
+from harness.device import cpu_count
+from harness.runs import RunDir, record_failure
+from harness.util import HarnessError, exit_on_sigterm
 
 Echo = Callable[[str], None]
 
@@ -88,27 +89,6 @@ def fallback_run(config: dict[str, Any], method: str, lang: str, seed: int, sett
 
 
 # --------------------------------------------------------------------------------------------
-# Records of failures
-# --------------------------------------------------------------------------------------------
-def record_failure(runs_dir: str, run: dict[str, Any], error: str, detail: str = "") -> dict[str, Any]:
-    """Write ``result.json`` with status "failed", no metrics, and the error (plus its traceback)."""
-    folder = RunDir.for_config(runs_dir, run)
-    folder.write_json("config.json", run)
-    files = {"config": "config.json"}
-    if detail:
-        write_text_atomic(folder.file("error.txt"), detail)
-        files["error"] = "error.txt"
-    record = result_record(run, metrics=None, timing={}, files=files, extra={"status": "failed", "error": error})
-    folder.write_json("result.json", record)
-    return record
-
-
-def recorded_status(runs_dir: str, run: dict[str, Any]) -> str | None:
-    folder = RunDir.for_config(runs_dir, run)
-    return folder.result().get("status", "ok") if folder.done() else None
-
-
-# --------------------------------------------------------------------------------------------
 # Execution
 # --------------------------------------------------------------------------------------------
 def run_cell(run: dict[str, Any], runs_dir: str, echo: Echo | None = None) -> tuple[str, str, str | None]:
@@ -116,18 +96,16 @@ def run_cell(run: dict[str, Any], runs_dir: str, echo: Echo | None = None) -> tu
     from harness import pipeline
 
     echo = echo or _quiet
-    rid = RunDir.for_config(runs_dir, run).id
-    status = recorded_status(runs_dir, run)
-    if status == "ok":
-        return rid, "skipped", None
+    folder = RunDir.for_config(runs_dir, run)
+    if folder.recorded() is not None:
+        return folder.id, "skipped", None
     try:
-        # a failed record is retried: force past it (execute would otherwise report it as done)
-        pipeline.execute(run, runs_dir=runs_dir, force=status is not None, echo=echo)
+        pipeline.execute(run, runs_dir=runs_dir, echo=echo)  # a failed record is retried (runs.RunDir.recorded)
     except Exception as err:  # one broken cell must not stop the sweep
         message = f"{type(err).__name__}: {err}"
-        record_failure(runs_dir, run, message, traceback.format_exc())
-        return rid, "failed", message
-    return rid, "ran", None
+        record_failure(folder, run, message, traceback.format_exc())
+        return folder.id, "failed", message
+    return folder.id, "ran", None
 
 
 def _quiet(message: str) -> None:
@@ -140,10 +118,11 @@ def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers:
     cells = plan_cells(config, overrides)
     summary = SweepSummary(total=len(cells))
     for cell in [c for c in cells if c.error]:
-        record_failure(runs_dir, cell.run, cell.error)
-        _note(summary, cell, (RunDir.for_config(runs_dir, cell.run).id, "failed", cell.error), echo)
+        folder = RunDir.for_config(runs_dir, cell.run)
+        record_failure(folder, cell.run, cell.error)
+        _note(summary, cell, (folder.id, "failed", cell.error), echo)
     todo = cheap_first([c for c in cells if not c.error])
-    _preflight([c.run for c in todo if recorded_status(runs_dir, c.run) != "ok"])
+    _preflight([c.run for c in todo if RunDir.for_config(runs_dir, c.run).recorded() is None])
     if summary.failed and fail_fast:
         summary.stopped_early = True
         return summary
@@ -207,8 +186,9 @@ def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fa
         for cell in suspects:
             if _pool_round([cell], runs_dir, 1, note)[0]:  # it killed a worker on its own too
                 message = "worker crashed: the process running this cell died (killed, e.g. out of memory)"
-                record_failure(runs_dir, cell.run, message)
-                note(cell, (RunDir.for_config(runs_dir, cell.run).id, "failed", message))
+                folder = RunDir.for_config(runs_dir, cell.run)
+                record_failure(folder, cell.run, message)
+                note(cell, (folder.id, "failed", message))
             if summary.stopped_early:
                 return
 
@@ -239,8 +219,9 @@ def _pool_round(cells: list[Cell], runs_dir: str, workers: int,
                         return [cell, *running.values()], waiting[::-1]
                     except Exception as err:  # the cell's result could not come back
                         message = f"worker failed: {type(err).__name__}: {err}"
-                        record_failure(runs_dir, cell.run, message)
-                        outcome = (RunDir.for_config(runs_dir, cell.run).id, "failed", message)
+                        folder = RunDir.for_config(runs_dir, cell.run)
+                        record_failure(folder, cell.run, message)
+                        outcome = (folder.id, "failed", message)
                     if note(cell, outcome):
                         return [], []
         except BaseException:  # interrupted or killed: stop the cells in flight too (they clean up)

@@ -1,12 +1,10 @@
 """Target-language tokenizers: a WordPiece trained on the language's text, cached by content."""
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.util import cache_dir, content_hash
+from harness.util import atomic_dir, cache_dir, content_hash
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TRAINER_VERSION = 1  # bump when the training recipe changes, so caches are rebuilt
@@ -46,12 +44,8 @@ def cached_wordpiece(lang: str, texts: list[str], vocab_size: int = 30000, *, mi
     path = cache_dir("tokenizers") / f"wordpiece-{lang}-{vocab_size}-{key}"
     if not (path / "tokenizer.json").exists():
         tokenizer = train_wordpiece(texts, vocab_size, min_frequency=min_frequency, lowercase=lowercase)
-        tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=path.parent))
-        try:
+        with atomic_dir(path, keep=lambda p: (p / "tokenizer.json").exists()) as tmp:
             tokenizer.save_pretrained(tmp)
-            tmp.rename(path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return AutoTokenizer.from_pretrained(path), path
 
 
@@ -67,3 +61,9 @@ def target_tokenizer(ref: str, lang: str, *, vocab_size: int = 30000, min_freque
     tokenizer, path = cached_wordpiece(lang, target_text(lang), vocab_size,
                                        min_frequency=min_frequency, lowercase=lowercase)
     return tokenizer, str(path)
+
+
+def run_target_tokenizer(run: dict[str, Any]) -> tuple[Any, str]:
+    """The target tokenizer of a resolved run config, and its provenance."""
+    return target_tokenizer(run["target_tokenizer"], run["lang"], vocab_size=run["tokenizer.vocab_size"],
+                            min_frequency=run["tokenizer.min_frequency"], lowercase=run["tokenizer.lowercase"])

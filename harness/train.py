@@ -32,20 +32,17 @@ first batch of the data order, encoded in eval mode).
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.util import HarnessError, content_hash, read_json, write_json_atomic
+from harness.device import accepted_inputs, autocast, local_rank, rank_and_world, resolve_device
+from harness.util import HarnessError, atomic_dir, content_hash, previous_dir, read_json, write_json_atomic
 
 CHECKPOINT = "checkpoint"
 EXAMPLES = "examples.json"
 RESULT = "train_result.json"
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 Evaluate = Callable[[Any, Any], dict[str, float]]
 
@@ -118,7 +115,7 @@ class Loop:
         self.run, self.model, self.tokenizer, self.objective = run, model, tokenizer, objective
         self.examples, self.evaluate, self.work_dir, self.fingerprint = examples, evaluate, work_dir, fingerprint
         self.dist, self.echo = dist, echo
-        self.module = _splade_module_class()(model, _accepted_inputs(model))
+        self.module = _splade_module_class()(model, accepted_inputs(model))
         self.forward = self.module
         if dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -172,7 +169,7 @@ class Loop:
         limits = {"query": self.run["train.query_max_length"], "document": self.run["train.doc_max_length"]}
         features = {kind: self.features([t for r in rs for t in texts[r]], limits[kind])
                     for kind, rs in groups.items() if rs}
-        with _autocast(self.dist.device, self.run.get("train.bf16", True)):
+        with autocast(self.dist.device, self.run["train.bf16"]):
             pooled = self.forward(features)
         reps: dict[str, Any] = {}
         for kind, rs in groups.items():
@@ -296,13 +293,6 @@ def _splade_module_class() -> type:
     return SpladeModule
 
 
-def _accepted_inputs(model: Any) -> set[str]:
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    return {name for name in MODEL_INPUTS if name in params}
-
-
 def _optimizer(run: dict[str, Any], model: Any) -> tuple[Any, Any]:
     """AdamW (no decay on biases and LayerNorm) + linear warm-up then linear decay to 0."""
     import torch
@@ -324,16 +314,6 @@ def _optimizer(run: dict[str, Any], model: Any) -> tuple[Any, Any]:
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _autocast(device: str, bf16: bool) -> Any:
-    import contextlib
-
-    import torch
-
-    if device.startswith("cuda") and bf16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _progress(total: int, initial: int, name: str, show: bool) -> Any:
     from tqdm.auto import tqdm
 
@@ -345,26 +325,16 @@ def _progress(total: int, initial: int, name: str, show: bool) -> Any:
 # Checkpoints
 # ----------------------------------------------------------------------------------------------
 def save_checkpoint(path: Path, payload: dict[str, Any], *, curve: list[dict[str, Any]]) -> None:
-    """Write into a temp dir beside ``path``, then swap it in (a crash leaves the old one or ``.old``)."""
+    """Write into a temp dir beside ``path``, then swap it in (a crash leaves the old one or its ``.old``)."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:
         torch.save(payload, tmp / "state.pt")
         write_json_atomic(tmp / "curve.json", curve)  # human-readable copy
-        old = path.with_name(f".{path.name}.old")
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _checkpoint_file(work_dir: Path) -> Path | None:
-    for folder in (work_dir / CHECKPOINT, work_dir / f".{CHECKPOINT}.old"):  # .old: crash mid-swap
+    for folder in (work_dir / CHECKPOINT, previous_dir(work_dir / CHECKPOINT)):  # crash mid-swap
         if (folder / "state.pt").exists():
             return folder / "state.pt"
     return None
@@ -423,14 +393,14 @@ def _distributed(run: dict[str, Any]) -> Dist:
     """Rank/world/device from torchrun's environment; initialises the process group when needed."""
     import torch
 
-    device = run.get("device", "auto")
-    cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(run["device"])
+    cuda = device.startswith("cuda")
+    _, world = rank_and_world()
     if world == 1:
-        return Dist(0, 1, ("cuda" if device == "auto" else device) if cuda else "cpu")
+        return Dist(0, 1, device)
     import torch.distributed as td
 
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    local = local_rank()
     if not td.is_initialized():
         td.init_process_group("nccl" if cuda else "gloo")
     if cuda:

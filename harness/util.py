@@ -4,10 +4,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+
+Echo = Callable[[str], None]
+
+
+@contextmanager
+def stage(timing: dict[str, float], name: str, echo: Echo | None = None) -> Iterator[None]:
+    """Time a pipeline stage into ``timing[name]`` (seconds; a run record's ``timing``)."""
+    import time
+
+    if echo:
+        echo(f"[{name}] ...")
+    start = time.perf_counter()
+    yield
+    timing[name] = timing.get(name, 0.0) + time.perf_counter() - start
 
 
 class HarnessError(Exception):
@@ -74,6 +90,39 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def atomic_dir(path: Path | str, *, keep: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """Yield a temporary directory beside ``path``; swap it into place only if the block succeeds.
+
+    An existing ``path`` is moved to ``previous_dir(path)`` and removed after the swap, so a crash
+    between the two renames leaves the old version there (a checkpoint resumes from it). ``keep``:
+    when it says True of an existing ``path`` (another process finished the same build first), that
+    copy stays and the new one is dropped.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; a cache folder is read by others
+        yield tmp
+        if keep is not None and path.exists() and keep(path):
+            return
+        old = previous_dir(path)
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def previous_dir(path: Path | str) -> Path:
+    """Where ``atomic_dir`` parks the old version of ``path`` during a swap."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.old")
 
 
 def write_text_atomic(path: Path | str, text: str) -> None:

@@ -13,7 +13,7 @@ from harness import stats
 from harness.config import load_config, run_config
 from harness.evaluate import read_trec_run, write_per_query
 from harness.report import build_leaderboard
-from harness.runs import RunDir, result_record
+from harness.runs import RunDir, RunRecord
 
 N_QUERIES = 40
 
@@ -25,8 +25,7 @@ def write_run(runs_dir, method, lang, setting, seed, ndcg, *, params=None, curve
     folder = RunDir.for_config(runs_dir, run)
     folder.write_json("config.json", run)
     if status != "ok":
-        record = result_record(run, metrics=None, timing={}, files={"config": "config.json"},
-                               extra={"status": status, "error": error})
+        record = RunRecord.of(run, status=status, files={"config": "config.json"}, details={"error": error}).to_json()
         folder.write_json("result.json", record)
         return record
     per_query = {"ndcg@10": {f"q{i:02d}": float(v) for i, v in enumerate(ndcg)},
@@ -36,8 +35,8 @@ def write_run(runs_dir, method, lang, setting, seed, ndcg, *, params=None, curve
     if curve is not None:
         extra.update(curve=curve, steps_to_95=curve[-1]["step"])
     metrics = {m: float(np.mean(list(v.values()))) for m, v in per_query.items()}
-    record = result_record(run, metrics=metrics, timing={"evaluate": 1.0},
-                           files={"config": "config.json", "per_query": "per_query.json"}, extra=extra)
+    record = RunRecord.of(run, metrics=metrics, timing={"evaluate": 1.0},
+                          files={"config": "config.json", "per_query": "per_query.json"}, details=extra).to_json()
     folder.write_json("result.json", record)
     return record
 

@@ -9,7 +9,7 @@ import pytest
 
 from harness import pipeline
 from harness.evaluate import EvalResult
-from harness.runs import RunDir, iter_results
+from harness.runs import RunDir, iter_results, write_record
 from harness.sweep import sweep
 from harness.util import HarnessError
 
@@ -37,7 +37,7 @@ def fake_execute(monkeypatch):
     def execute(run, *, runs_dir, force=False, echo=print):
         calls.append((run["method"], run["lang"], run["seed"], force))
         folder = RunDir.for_config(runs_dir, run)
-        if folder.done() and not force:
+        if not force and folder.recorded() is not None:
             return folder.result()
         if run["method"] == "mean" and run["lang"] == "ja":
             raise HarnessError("method 'mean' returned an invalid plan: row 3 sums to 0")
@@ -50,7 +50,7 @@ def fake_execute(monkeypatch):
 def write_fake_record(folder: RunDir, run: dict) -> dict:
     scores = {"ndcg@10": {"q1": 0.5, "q2": 0.25 * (run["seed"] + 1)}}
     evaluation = EvalResult(mean={"ndcg@10": 0.5}, per_query=scores, n_queries=2, metrics=("ndcg@10",))
-    return pipeline.write_record(folder, run, evaluation, {"q1": {"d1": 1.0}, "q2": {"d2": 1.0}}, {"x": 0.1})
+    return write_record(folder, run, evaluation, {"q1": {"d1": 1.0}, "q2": {"d2": 1.0}}, {"x": 0.1})
 
 
 def cell_that_kills_its_worker_on_ja(run: dict, runs_dir: str):
@@ -93,7 +93,7 @@ def test_second_sweep_skips_ok_cells_and_retries_failures(profile, fake_execute,
     fake_execute.clear()
     summary = sweep(profile, runs_dir=runs_dir, echo=lambda _: None)
     assert len(summary.skipped) == 6 and summary.ran == [] and len(summary.failed) == 6
-    assert fake_execute == [("mean", "ja", 0, True), ("mean", "ja", 1, True)]  # forced past the failed record
+    assert fake_execute == [("mean", "ja", 0, False), ("mean", "ja", 1, False)]  # a failed record is retried, no force needed
 
 
 def test_fail_fast_stops_at_first_failure(profile, fake_execute, tmp_path):

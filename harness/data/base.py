@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from harness.util import HarnessError, cache_dir, content_hash, file_hash, read_json
+from harness.util import HarnessError, atomic_dir, cache_dir, content_hash, file_hash, read_json
 
 KINDS = ("test collection", "text", "pairs", "bitext", "dictionary")
 
@@ -158,9 +156,8 @@ def _read_jsonl(path: Path) -> Iterator[object]:
 
 
 def save_collection(col: Collection, path: Path, kind: str | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    """Write the collection's folder atomically; a complete copy another process wrote first is kept."""
+    with atomic_dir(path, keep=lambda p: (p / "meta.json").exists()) as tmp:
         _write_jsonl(tmp / "corpus.jsonl", ({"_id": k, "text": v} for k, v in col.corpus.items()))
         _write_jsonl(tmp / "queries.jsonl", ({"_id": k, "text": v} for k, v in col.queries.items()))
         _write_jsonl(tmp / "qrels.jsonl", ({"query": q, "docs": d} for q, d in col.qrels.items()))
@@ -170,17 +167,6 @@ def save_collection(col: Collection, path: Path, kind: str | None = None) -> Non
                 "kind": kind or col.kind, "has_pairs": col.train_pairs is not None,
                 "counts": col.summary()}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        if path.exists() and not (path / "meta.json").exists():
-            shutil.rmtree(path, ignore_errors=True)  # an incomplete folder from another tool
-        try:
-            os.replace(tmp, path)
-        except OSError:
-            if not (path / "meta.json").exists():
-                raise
-            # a concurrent process finished the same build first: keep its copy
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_collection(path: Path) -> Collection:
@@ -194,3 +180,11 @@ def read_collection(path: Path) -> Collection:
         queries={r["_id"]: r["text"] for r in _read_jsonl(path / "queries.jsonl")},
         qrels={r["query"]: r["docs"] for r in _read_jsonl(path / "qrels.jsonl")},
         train_pairs=pairs, kind=meta["kind"])
+
+
+def dataset_lang(name: str) -> str:
+    """The language of a registered dataset ("und" for local BEIR folders), without building it."""
+    import harness.data  # noqa: F401  (registers the built-in datasets)
+    from harness.registry import datasets
+
+    return "und" if name.startswith("beir:") else datasets.get(name).lang

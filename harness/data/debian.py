@@ -6,13 +6,11 @@ dependencies. Each package is unpacked once into ``cache/debian/root/<name>``; a
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
-from harness.util import HarnessError, cache_dir
+from harness.util import HarnessError, atomic_dir, cache_dir
 
 MARKER = ".harness-deb-version"
 
@@ -65,19 +63,11 @@ def _deb_version(deb: Path) -> str:
 
 def _extract(name: str, deb: Path) -> None:
     """Unpack into a temp dir beside the target, then rename it into place (atomic)."""
-    target = package_root(name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
-    try:
+    with atomic_dir(package_root(name)) as tmp:
         proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], capture_output=True, text=True)
         if proc.returncode != 0:
             raise HarnessError(f"could not unpack {deb} ({proc.stderr.strip()}): delete it and retry")
         (tmp / MARKER).write_text(_deb_version(deb) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ensure_package(name: str) -> Path:
