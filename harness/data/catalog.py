@@ -1,9 +1,13 @@
 """The built-in datasets, registered in `harness.registry.datasets` on import (cheap: no parsing)."""
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+from typing import Callable
+
 from harness.data import bitext, dictionaries, gnome, libreoffice
 from harness.data.base import Collection, DatasetSpec
-from harness.data.debian import package_root
+from harness.data.debian import installed_version, package_root
 from harness.registry import datasets
 
 POCKET_LANGS = ("en", "ko", "ja", "zh", "ru")
@@ -22,16 +26,30 @@ def _gnome(lang: str) -> DatasetSpec:
         build_fn=lambda: gnome.build(lang, package_root(gnome.PACKAGE)), debian=(gnome.PACKAGE,))
 
 
-def _libreoffice(lang: str) -> DatasetSpec:
-    def build() -> Collection:
-        english = None if lang == "en" else datasets.get("libreoffice-help-en").build().corpus
-        return libreoffice.build(lang, package_root(libreoffice.PACKAGES[lang]), english)
+@functools.lru_cache(maxsize=1)  # one language at a time: its three datasets come from one parse
+def _help_pages(lang: str, root: Path, versions: tuple[str | None, ...]) -> dict[str, libreoffice.Page]:
+    english = None if lang == "en" else datasets.get("libreoffice-help-en").build().corpus
+    return libreoffice.read_help(lang, root, english)
 
+
+def help_pages(lang: str) -> dict[str, libreoffice.Page]:
+    """{page: Page} of one language's LibreOffice help, parsed once per process and language."""
+    names = (libreoffice.PACKAGES["en"], libreoffice.PACKAGES[lang])
+    return _help_pages(lang, package_root(names[1]), tuple(installed_version(n) for n in names))
+
+
+def _libreoffice(lang: str) -> list[DatasetSpec]:
+    """``libreoffice-help-{lang}`` (every page), its ``-dev`` collection and ``-train`` text and pairs."""
     packages = tuple(dict.fromkeys((libreoffice.PACKAGES["en"], libreoffice.PACKAGES[lang])))
-    return DatasetSpec(
-        name=f"libreoffice-help-{lang}", lang=lang, kind="text",
-        source=libreoffice.SOURCE.format(pkg=libreoffice.PACKAGES[lang], dir=libreoffice.LANG_DIRS[lang]),
-        licence=libreoffice.LICENCE, build_fn=build, debian=packages)
+
+    def spec(split: str | None, kind: str, build: Callable[[dict[str, libreoffice.Page]], Collection]) -> DatasetSpec:
+        return DatasetSpec(name=f"libreoffice-help-{lang}" + (f"-{split}" if split else ""), lang=lang, kind=kind,
+                           source=libreoffice.source(lang, split), licence=libreoffice.LICENCE,
+                           build_fn=lambda: build(help_pages(lang)), debian=packages)
+
+    return [spec(None, "text", lambda pages: libreoffice.text_collection(lang, pages)),
+            spec("dev", libreoffice.DEV_KIND, lambda pages: libreoffice.dev_collection(lang, pages)),
+            spec("train", "text", lambda pages: libreoffice.text_collection(lang, pages, train_only=True))]
 
 
 def _l10n(lang: str) -> DatasetSpec:
@@ -68,7 +86,8 @@ def _register_all() -> None:
     for lang in POCKET_LANGS:
         _add(_gnome(lang))
     for lang in POCKET_LANGS:
-        _add(_libreoffice(lang))
+        for spec in _libreoffice(lang):
+            _add(spec)
     for lang in bitext.L10N_PACKAGES:
         _add(_l10n(lang))
     _add(DatasetSpec(name="quran-ar", lang="ar", kind="bitext",

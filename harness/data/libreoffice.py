@@ -5,10 +5,17 @@ untranslated pages are English copies. A page's text is the content of ``div#Dis
 navigation, scripts, icons, "Related Topics" link lists and hidden platform/module variants (the
 default variant is kept). Pairs are (heading -> the text under it). Doc ids are paths relative to
 ``text/``, which align pages across languages.
+
+Every language is split by page with `is_dev_page` (the same pages in every language):
+``libreoffice-help-{lang}-dev`` (heading -> passages of the dev pages, to choose settings on) and
+``libreoffice-help-{lang}-train`` (text and pairs of the other pages). ``libreoffice-help-{lang}``
+keeps every page.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.data.base import Collection
@@ -18,6 +25,7 @@ PACKAGES = {"en": "libreoffice-help-en-us", "ko": "libreoffice-help-ko", "ja": "
             "zh": "libreoffice-help-zh-cn", "ru": "libreoffice-help-ru"}
 SOURCE = "Debian {pkg}: usr/share/libreoffice/help/{dir}/text/**.html"
 LICENCE = "MPL-2.0"
+DEV_KIND = "dev collection"
 
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 # blocks whose text is emitted as one unit (unless they contain another block)
@@ -26,6 +34,18 @@ BOILERPLATE_XPATH = ("//script | //style | //meta | //noscript | //img | //nav"
                      " | //*[contains(@class, 'related')]"  # "Related Topics" label and link lists
                      " | //*[@hidden and not(starts-with(@id, 'default'))]")
 _SPACE = re.compile(r"\s+")
+DEV_MODULUS = 10  # one page in ten is dev
+
+
+def is_dev_page(page: str) -> bool:
+    """True when help page ``page`` belongs to the dev split: ``int(sha256(page)[:8], 16) % 10 == 0``.
+
+    ``page`` is the file path relative to ``text/`` (e.g. ``shared/find_toolbar.html``), the doc id of
+    ``libreoffice-help-{lang}``; it is the same in every language, so every language holds out the
+    same pages (about 10%). Dev pages give ``libreoffice-help-{lang}-dev`` and never training text or
+    pairs (``libreoffice-help-{lang}-train``); filter other page-aligned training data with it too.
+    """
+    return int(hashlib.sha256(page.encode("utf-8")).hexdigest()[:8], 16) % DEV_MODULUS == 0
 
 
 def help_dir(root: Path, lang: str) -> Path:
@@ -92,17 +112,70 @@ def read_pages(root: Path, lang: str) -> dict[str, tuple[str, list[tuple[bool, s
     return pages
 
 
-def build(lang: str, root: Path, english: dict[str, str] | None) -> Collection:
-    """Pages of ``lang``. With ``english`` ({page: text}), blocks that are verbatim copies of the
-    English page (untranslated paragraphs, code) are dropped, and so are pages left empty."""
-    corpus: dict[str, str] = {}
-    pairs: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class Page:
+    """One help page of one language: its text (translated blocks, one a line) and its pairs."""
+
+    text: str
+    pairs: tuple[tuple[str, str], ...]  # (heading, text under it), in page order
+
+
+def read_help(lang: str, root: Path, english: dict[str, str] | None) -> dict[str, Page]:
+    """{page: Page} of ``lang``, sorted by page. With ``english`` ({page: text}), blocks that are
+    verbatim copies of the English page (untranslated paragraphs, code) are dropped, and so are pages
+    left empty."""
+    pages: dict[str, Page] = {}
     for page, (title, blocks) in read_pages(root, lang).items():
         copied = frozenset(english.get(page, "").split("\n")) if english is not None else frozenset()
         text = "\n".join(t for _, t in blocks if t not in copied)
         if text:
-            corpus[page] = text
-            pairs.extend(heading_pairs(title, blocks, copied))
-    return Collection(name=f"libreoffice-help-{lang}", lang=lang, corpus=corpus, queries={}, qrels={},
-                      source=SOURCE.format(pkg=PACKAGES[lang], dir=LANG_DIRS[lang]), licence=LICENCE,
-                      train_pairs=pairs, kind="text")
+            pages[page] = Page(text, tuple(heading_pairs(title, blocks, copied)))
+    return pages
+
+
+def source(lang: str, split: str | None = None) -> str:
+    """Where ``libreoffice-help-{lang}`` (split None), ``-dev`` or ``-train`` comes from."""
+    text = SOURCE.format(pkg=PACKAGES[lang], dir=LANG_DIRS[lang])
+    return text + {None: "", "dev": ", dev pages only (never in -train): heading -> text under it",
+                   "train": ", minus the dev pages"}[split]
+
+
+def build(lang: str, root: Path, english: dict[str, str] | None) -> Collection:
+    """``libreoffice-help-{lang}``: every page (see `read_help`)."""
+    return text_collection(lang, read_help(lang, root, english))
+
+
+def text_collection(lang: str, pages: dict[str, Page], train_only: bool = False) -> Collection:
+    """Page texts as the corpus and their pairs as ``train_pairs``; with ``train_only`` the dev pages
+    are left out (``libreoffice-help-{lang}-train``)."""
+    kept = {page: p for page, p in pages.items() if not (train_only and is_dev_page(page))}
+    return Collection(name=f"libreoffice-help-{lang}{'-train' if train_only else ''}", lang=lang,
+                      corpus={page: p.text for page, p in kept.items()}, queries={}, qrels={},
+                      source=source(lang, "train" if train_only else None), licence=LICENCE,
+                      train_pairs=[pair for p in kept.values() for pair in p.pairs], kind="text")
+
+
+def dev_collection(lang: str, pages: dict[str, Page]) -> Collection:
+    """``libreoffice-help-{lang}-dev``: the pairs of the dev pages as a test collection.
+
+    Doc ``{page}#{i}`` is the text under the i-th pair's heading; a heading (whitespace-normalised)
+    is one query, however many passages it heads (e.g. "Parameters:"), relevant to all of them;
+    its id is the doc id of its first occurrence. No training pairs.
+    """
+    corpus: dict[str, str] = {}
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    query_of: dict[str, str] = {}  # normalised heading -> query id
+    for page, p in pages.items():
+        if not is_dev_page(page):
+            continue
+        for i, (heading, body) in enumerate(p.pairs):
+            doc_id = f"{page}#{i}"
+            corpus[doc_id] = body
+            text = _SPACE.sub(" ", heading).strip()
+            qid = query_of.setdefault(text, doc_id)
+            queries.setdefault(qid, text)
+            qrels.setdefault(qid, {})[doc_id] = 1
+    return Collection(name=f"libreoffice-help-{lang}-dev", lang=lang, corpus=corpus, queries=queries,
+                      qrels=qrels, source=source(lang, "dev"),
+                      licence=LICENCE, train_pairs=None, kind=DEV_KIND)
