@@ -1,21 +1,42 @@
-"""The public method API: everything `methods/` (and third-party plugins) may import.
+"""The public method API: everything `methods/` (and third-party plugins) may import, and nothing else.
 
 A method is one function ``fn(ctx: MethodContext, *, param=default, ...) -> TransferPlan``
 registered with ``@register_method("name")``. Its keyword-only parameters, their annotations and
 defaults are its typed, documented parameters (one ``name: help`` line per parameter under a
 ``Parameters:`` heading in the docstring). The first docstring line is its description.
+
+A built-in method (a file in ``methods/``) registers the name of its file, ``-`` written as ``_``
+(``methods/my_method.py`` registers "my-method"); a plugin registers any name through the
+entry-point group ``harness.methods``. What a method may ask the runner for is ``METHOD_RESOURCES``.
 """
 from __future__ import annotations
 
-import inspect
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
+from harness.params import signature_params
 from harness.registry import methods as method_registry
-from harness.vocab import OverlapOptions, find_overlap  # noqa: F401  (re-exported)
+from harness.util import HarnessError
+from harness.vocab import OverlapOptions, find_overlap
+
+__all__ = [
+    "METHOD_RESOURCES", "MethodContext", "MissingResourceError", "TransferPlan", "COPIED", "MIXED", "EXPLICIT",
+    "build_plan", "register_method", "overlap_pairs", "random_rows", "mean_bias", "copy_and_random",
+    "sparsemax", "sparsemax_threshold", "OverlapOptions", "find_overlap", "StaticVectors",
+    "train_static_vectors", "tokenizer_signature", "HarnessError",
+]
+
+# What a method may ask the runner for (``ctx.resource(name)``, or the accessor of the same name).
+# The runner and `harness check-method` both provide exactly these; a test holds them to it.
+METHOD_RESOURCES = {
+    "bridge_vectors": "(target_vecs, source_vecs): bridge-model vectors of every vocabulary entry, L2-normalised",
+    "target_text": "list of target-language texts (training text only, never a test collection)",
+    "source_text": "list of English texts of the same kind (the source side of static word vectors)",
+    "dictionary": "list of (english word, target word) pairs; MissingResourceError where none exists (ko)",
+}
 
 if typing.TYPE_CHECKING:  # heavy imports only for type checkers
     import torch
@@ -33,11 +54,8 @@ class MethodContext:
     """What a method receives.
 
     ``source_embeddings`` is E_s (n_source x d) and ``source_bias`` the MLM decoder bias
-    (n_source,). Resources that are expensive to build are provided lazily, on first call,
-    by the runner: ``bridge_vectors()`` -> (target_vecs, source_vecs) of shape (n, d_bridge),
-    L2-normalised; ``target_text()`` -> list of target-language texts; ``static_vectors(side)``
-    -> a token-level or word-level vector provider for ``side`` in {"source", "target"};
-    ``dictionary()`` -> list of (source_word, target_word) pairs.
+    (n_source,). Resources that are expensive to build (``METHOD_RESOURCES``) are provided lazily,
+    on first call, by the runner.
     """
 
     source_tokenizer: Any
@@ -65,8 +83,8 @@ class MethodContext:
     def target_text(self) -> list[str]:
         return self.resource("target_text")
 
-    def static_vectors(self, side: str) -> Any:
-        return self.resource("static_vectors", side)
+    def source_text(self) -> list[str]:
+        return self.resource("source_text")
 
     def dictionary(self) -> list[tuple[str, str]]:
         return self.resource("dictionary")
@@ -284,144 +302,40 @@ def copy_and_random(ctx: MethodContext, copied: dict[int, int], *, std_scale: fl
     return build_plan(ctx.n_target, ctx.n_source, copied=copied, explicit=explicit)
 
 
+def sparsemax_threshold(sorted_desc: "torch.Tensor", dim: int = -1) -> "torch.Tensor":
+    """Exact sparsemax threshold tau of rows already sorted in decreasing order (keeps ``dim``, size 1)."""
+    import torch
+
+    ranks = torch.arange(1, sorted_desc.shape[dim] + 1, device=sorted_desc.device, dtype=sorted_desc.dtype)
+    shape = [1] * sorted_desc.dim()
+    shape[dim] = -1
+    cumsum = sorted_desc.cumsum(dim)
+    support = ((1 + ranks.view(shape) * sorted_desc) > cumsum).sum(dim, keepdim=True)  # the support is a prefix
+    return (cumsum.gather(dim, support - 1) - 1) / support
+
+
+def sparsemax(z: "torch.Tensor", dim: int = -1) -> "torch.Tensor":
+    """Sparsemax (Martins & Astudillo 2016), exact and sort-based: the Euclidean projection of
+    each row of ``z`` onto the probability simplex, ``[z - tau]_+`` with sum 1."""
+    tau = sparsemax_threshold(z.sort(dim=dim, descending=True).values, dim)
+    return (z - tau).clamp_min(0)
+
+
 # --------------------------------------------------------------------------------------------
-# Methods: specs and registration
+# Registration
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Param:
-    name: str
-    type: type
-    default: Any
-    help: str = ""
-    choices: tuple[Any, ...] | None = None
-
-    def coerce(self, value: Any) -> Any:
-        """Check ``value`` against this parameter's type (ints widen to floats)."""
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"parameter '{self.name}' must be one of {list(self.choices)}, got {value!r}")
-        if value is None and self.default is None:
-            return None
-        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if self.type is bool and not isinstance(value, bool):
-            raise ValueError(f"parameter '{self.name}' must be true or false, got {value!r}")
-        if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
-            raise ValueError(f"parameter '{self.name}' must be {self.type.__name__}, got {value!r}")
-        return value
-
-
-@dataclass
-class MethodSpec:
-    """A registered initialization method: the function plus its typed parameters."""
-
-    name: str
-    fn: Callable[..., TransferPlan]
-    description: str
-    params: tuple[Param, ...]
-
-    def resolve_params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Defaults updated by ``overrides``; unknown names and wrong types raise ValueError."""
-        import difflib
-
-        by_name = {p.name: p for p in self.params}
-        resolved = {p.name: p.default for p in self.params}
-        for key, value in (overrides or {}).items():
-            if key not in by_name:
-                close = difflib.get_close_matches(key, by_name, n=1)
-                hint = f"did you mean '{close[0]}'? " if close else ""
-                raise ValueError(
-                    f"method '{self.name}' has no parameter '{key}': {hint}parameters: {', '.join(by_name) or 'none'}"
-                )
-            resolved[key] = by_name[key].coerce(value)
-        return resolved
-
-    def __call__(self, ctx: MethodContext, **params: Any) -> TransferPlan:
-        plan = self.fn(ctx, **self.resolve_params(params))
-        plan.info.setdefault("method", self.name)
-        return plan
-
-
-def _param_docs(doc: str) -> dict[str, str]:
-    """``name: text`` lines (indented continuations appended) under a ``Parameters:`` heading."""
-    docs: dict[str, str] = {}
-    lines = inspect.cleandoc(doc or "").splitlines()
-    heading = next((i for i, line in enumerate(lines) if line.strip().lower() == "parameters:"), None)
-    if heading is None:
-        return docs
-    indent, last = None, None
-    for line in lines[heading + 1 :]:
-        depth = len(line) - len(line.lstrip())
-        name, sep, text = line.strip().partition(":")
-        if sep and name.isidentifier() and (indent is None or depth == indent):
-            indent, last = depth, name
-            docs[name] = text.strip()
-        elif last and line.strip() and depth > (indent or 0):
-            docs[last] += " " + line.strip()
-    return docs
-
-
-def method_spec(name: str, fn: Callable[..., TransferPlan]) -> MethodSpec:
-    """Build a spec from a function's keyword-only parameters and docstring."""
-    doc = inspect.getdoc(fn) or ""
-    hints = typing.get_type_hints(fn)
-    docs = _param_docs(doc)
-    params = []
-    for p in inspect.signature(fn).parameters.values():
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY:
-            continue
-        if p.default is inspect.Parameter.empty:
-            raise TypeError(f"method '{name}': parameter '{p.name}' needs a default")
-        hint = hints.get(p.name, type(p.default))
-        choices = None
-        if typing.get_origin(hint) is typing.Literal:
-            choices = typing.get_args(hint)
-            hint = type(choices[0])
-        elif typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-            hint = next(a for a in typing.get_args(hint) if a is not type(None))
-        params.append(Param(p.name, hint, p.default, docs.get(p.name, ""), choices))
-    return MethodSpec(name, fn, doc.splitlines()[0] if doc else "", tuple(params))
-
-
 def register_method(name: str) -> Callable[[Callable[..., TransferPlan]], Callable[..., TransferPlan]]:
-    """Decorator registering an initialization method under ``name``."""
+    """Decorator registering an initialization method under ``name`` (its parameters are checked now)."""
 
     def decorator(fn: Callable[..., TransferPlan]) -> Callable[..., TransferPlan]:
+        signature_params(f"method '{name}'", fn)  # a parameter without a default fails at definition
         # functions outside the built-in package register as "local" unless an entry point names them
         origin = "builtin" if fn.__module__.split(".")[0] == "methods" else f"local:{fn.__module__}"
-        method_registry.add(name, method_spec(name, fn), origin=origin, module=fn.__module__)
+        method_registry.add(name, fn, origin=origin, module=fn.__module__)
         return fn
 
     return decorator
 
 
-def get_method(name: str) -> MethodSpec:
-    obj = method_registry.get(name)
-    if isinstance(obj, MethodSpec):
-        return obj
-    if callable(obj):  # a plugin entry point naming a plain function
-        spec = method_spec(name, obj)
-        method_registry.entry(name).target = spec
-        return spec
-    raise TypeError(f"method '{name}' is registered as {obj!r}, not a function")
-
-
-def _declare_builtin_methods() -> None:
-    """Each module of the ``methods`` package is a built-in method of the same name, loaded lazily."""
-    import pkgutil
-
-    import methods as builtin_methods
-
-    for module in pkgutil.iter_modules(builtin_methods.__path__):
-        if not module.name.startswith("_"):
-            method_registry.add_lazy(module.name.replace("_", "-"), f"methods.{module.name}")
-
-
-_declare_builtin_methods()
-
-
-# --------------------------------------------------------------------------------------------
-# Re-exports for static-vector methods (FOCUS, WECHSEL). harness.static_vectors imports fasttext
-# lazily, so these keep `import harness.api` light.
-# --------------------------------------------------------------------------------------------
-from harness.static_vectors import StaticVectors, tokenizer_signature, train_static_vectors  # noqa: E402,F401
-from harness.util import HarnessError  # noqa: E402,F401
+# Static-vector helpers for methods (FOCUS, WECHSEL); harness.static_vectors imports fasttext lazily.
+from harness.static_vectors import StaticVectors, tokenizer_signature, train_static_vectors  # noqa: E402

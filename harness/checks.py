@@ -68,14 +68,15 @@ def fixture_context(seed: int = 0, d: int = 16, bridge_dim: int = 24) -> Any:
     import torch
 
     from harness.api import MethodContext
+    from harness.method_specs import provided_resources
 
     source, target = make_wordpiece(SOURCE_WORDS), make_sentencepiece(TARGET_PIECES)
     gen = torch.Generator().manual_seed(seed)
     emb, bias = torch.randn(len(source), d, generator=gen), torch.randn(len(source), generator=gen)
     bridge = [torch.nn.functional.normalize(torch.randn(n, bridge_dim, generator=gen), dim=1)
               for n in (len(target), len(source))]
-    resources = {"bridge_vectors": lambda: tuple(bridge), "target_text": lambda: list(TARGET_TEXT),
-                 "source_text": lambda: list(SOURCE_TEXT), "dictionary": lambda: list(DICTIONARY)}
+    resources = provided_resources({"bridge_vectors": lambda: tuple(bridge), "target_text": lambda: list(TARGET_TEXT),
+                                    "source_text": lambda: list(SOURCE_TEXT), "dictionary": lambda: list(DICTIONARY)})
     return MethodContext(source_tokenizer=source, target_tokenizer=target, source_embeddings=emb,
                          source_bias=bias, lang="ko", seed=seed, resources=resources)
 
@@ -84,7 +85,7 @@ def check_method(name: str, params: dict[str, Any] | None = None) -> tuple[list[
     """(problems, diagnostics) of ``name``'s plan on the fixtures; also checks determinism by seed."""
     import torch
 
-    from harness.api import get_method
+    from harness.method_specs import get_method
 
     spec = get_method(name)
     start = time.perf_counter()

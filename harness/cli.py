@@ -45,7 +45,7 @@ def main() -> None:
 @user_errors
 def methods_cmd() -> None:
     """List initialization methods with their parameters and defaults."""
-    from harness.api import get_method
+    from harness.method_specs import get_method
     from harness.registry import methods
 
     rows = []

@@ -27,9 +27,12 @@ class Key:
     default: Any
     help: str
     nullable: bool = False
+    choices: tuple[Any, ...] | None = None
 
 
-SCHEMA: dict[str, Key] = {
+# The keys of the runner. The training objectives' keys (``train.<parameter>``) are declared by the
+# objectives themselves (``harness.objectives``) and added below.
+BASE_SCHEMA: dict[str, Key] = {
     "profile": Key(str, "pocket", "profile name"),
     "source_model": Key(str, "pocket:splade-tiny", "English sparse encoder: hub id, directory or pocket:NAME"),
     "bridge_model": Key(str, "pocket:me5-small", "multilingual sentence encoder embedding both vocabularies"),
@@ -66,26 +69,43 @@ SCHEMA: dict[str, Key] = {
     "train.checkpoint_every": Key(int, 30, "checkpoint every N steps (for resume; also at the last step)"),
     "train.query_max_length": Key(int, 32, "query token limit in training"),
     "train.doc_max_length": Key(int, 128, "document token limit in training"),
-    "train.flops_query": Key(float, 5e-5, "FLOPS regulariser weight on queries"),
-    "train.flops_doc": Key(float, 3e-5, "FLOPS regulariser weight on documents"),
-    "train.flops_warmup_steps": Key(int, 50, "steps over which the FLOPS weights ramp up"),
     "train.bf16": Key(bool, True, "bf16 autocast on CUDA (ignored on CPU)"),
-    "train.flops_warmup": Key(str, "quadratic", "FLOPS weight ramp over train.flops_warmup_steps: quadratic or linear"),
-    "train.hard_negatives": Key(int, 1, "hard negatives per query, mined by lexical overlap (0: in-batch only)"),
     "train.weight_decay": Key(float, 0.01, "AdamW weight decay (not on biases and LayerNorm)"),
     "train.max_grad_norm": Key(float, 1.0, "gradient clipping norm"),
-    "train.clear_alpha": Key(float, 0.4, "clear: weight a of the reverse InfoNCE"),
-    "train.clear_beta": Key(float, 0.2, "clear: weight b of the KL(reverse || forward) term"),
-    "train.clear_similarity": Key(str, "dot", "clear: 'dot' (SPLADE dot product) or 'cosine' (cosine x 20, as CLEAR)"),
-    "train.teacher": Key(str, "{cache}/teachers/query-generator",
-                         "qg-distill: seq2seq query generator (local directory or cached hub id; {cache} = harness cache)"),
-    "train.teacher_temperature": Key(float, 1.0, "qg-distill: temperature of the teacher distribution"),
-    "train.qg_candidates": Key(int, 4, "qg-distill: candidates per query scored by the teacher (positive + mined negatives)"),
-    "train.qg_prompt": Key(str, "{passage}", "qg-distill: teacher input template ({passage}, {lang})"),
-    "train.qg_languages": Key(list, [], "qg-distill: languages to generate queries in for alignment (empty: one, the run's)"),
-    "train.qg_align_weight": Key(float, 1.0, "qg-distill: weight of the generated-query alignment term"),
 }
 ALIASES = {"objective": "train.objective", "steps": "train.steps", "lr": "train.lr"}
+
+
+def objective_keys(names: list[str] | tuple[str, ...]) -> dict[str, Key]:
+    """``train.<parameter>`` keys declared by the objectives ``names``; a parameter that two of them
+    declare differently, or that collides with a runner key, is an error in the objective."""
+    from harness.objectives import get_objective
+    from harness.objectives.base import KEY_PREFIX, objective_params
+
+    keys: dict[str, Key] = {}
+    for name in names:
+        for p in objective_params(get_objective(name)):
+            key = KEY_PREFIX + p.name
+            spec = Key(p.type, p.default, p.help, nullable=p.default is None, choices=p.choices)
+            earlier = BASE_SCHEMA.get(key) or keys.get(key)
+            if earlier is not None and (earlier.type, earlier.default) != (spec.type, spec.default):
+                raise HarnessError(f"objective '{name}' declares parameter '{p.name}' as {spec.type.__name__} = "
+                                   f"{spec.default!r}, but config key '{key}' is already {earlier.default!r}: rename it")
+            keys.setdefault(key, spec)
+    return keys
+
+
+# Built-in objectives' keys are in every fine-tuned run config (run ids of existing records rely on it);
+# a plugin objective's keys join only the configs that choose it.
+BUILTIN_OBJECTIVES = ("splade", "clear", "qg-distill")
+SCHEMA: dict[str, Key] = {**BASE_SCHEMA, **objective_keys(BUILTIN_OBJECTIVES)}
+
+
+def schema_for(objective: str) -> dict[str, Key]:
+    """The schema of a config training with ``objective``: SCHEMA plus a plugin objective's own keys."""
+    if objective in BUILTIN_OBJECTIVES:
+        return SCHEMA
+    return {**SCHEMA, **{k: v for k, v in objective_keys([objective]).items() if k not in SCHEMA}}
 
 
 def _closest(key: str, names: list[str]) -> str:
@@ -93,13 +113,16 @@ def _closest(key: str, names: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def check_value(key: str, value: Any) -> Any:
+def check_value(key: str, value: Any, schema: dict[str, Key] | None = None) -> Any:
     """``value`` checked against the schema type of ``key`` (ints widen to floats)."""
-    if key not in SCHEMA:
-        raise HarnessError(f"unknown config key '{key}'{_closest(key, list(SCHEMA))}; see `harness config --keys`")
-    spec = SCHEMA[key]
+    schema = SCHEMA if schema is None else schema
+    if key not in schema:
+        raise HarnessError(f"unknown config key '{key}'{_closest(key, list(schema))}; see `harness config --keys`")
+    spec = schema[key]
     if value is None and spec.nullable:
         return None
+    if spec.choices is not None and value not in spec.choices:
+        raise HarnessError(f"config key '{key}' must be one of {', '.join(map(repr, spec.choices))}, got {value!r}")
     if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     bad_bool = isinstance(value, bool) and spec.type in (int, float)
@@ -161,14 +184,15 @@ def load_config(profile: str = "pocket", overrides: list[str] | tuple[str, ...] 
         tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise HarnessError(f"{path}: not valid YAML ({err.__class__.__name__}); fix the file") from None
-    config = {key: copy.deepcopy(spec.default) for key, spec in SCHEMA.items()}
-    for key, value in flatten(tree).items():
-        config[key] = check_value(key, value)
-    for text in overrides:
-        key, value = parse_override(text)
-        if key.startswith("method."):
-            continue  # method parameters are checked against the method's own spec by the runner
-        config[key] = check_value(key, value)
+    flat = flatten(tree)
+    parsed = [parse_override(text) for text in overrides]
+    parsed = [(k, v) for k, v in parsed if not k.startswith("method.")]  # checked by the method's own spec
+    objective = next((v for k, v in reversed(parsed) if k == "train.objective"),
+                     flat.get("train.objective", SCHEMA["train.objective"].default))
+    schema = schema_for(objective) if isinstance(objective, str) else SCHEMA
+    config = {key: copy.deepcopy(spec.default) for key, spec in schema.items()}
+    for key, value in [*flat.items(), *parsed]:
+        config[key] = check_value(key, value, schema)
     config["profile"] = config.get("profile") or path.stem
     return config
 

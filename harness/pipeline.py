@@ -19,7 +19,7 @@ def plan_runs(profile: str, overrides: tuple[str, ...] | list[str], *, method: s
               settings: list[str]) -> list[dict[str, Any]]:
     """The resolved run configs of one method x language x seed, one per setting."""
     import harness.data  # noqa: F401  (registers the built-in datasets)
-    from harness.api import get_method
+    from harness.method_specs import get_method
     from harness.registry import datasets
 
     config = load_config(profile, overrides)
@@ -72,6 +72,7 @@ def method_context(run: dict[str, Any], model: Any, source_tok: Any, target_tok:
     ``resource_log`` collects what the resources cost (bridge vectors: cache hit or computed, seconds).
     """
     from harness.api import MethodContext
+    from harness.method_specs import provided_resources
 
     log = resource_log if resource_log is not None else {}
 
@@ -110,13 +111,13 @@ def method_context(run: dict[str, Any], model: Any, source_tok: Any, target_tok:
         source_embeddings=model.get_input_embeddings().weight.detach(),
         source_bias=bias.detach() if bias is not None else None,
         lang=run["lang"], seed=run["seed"], device=resolve_device(run["device"]),
-        resources={"bridge_vectors": bridge_vectors, "target_text": target_text, "source_text": source_text,
-                   "dictionary": dictionary},
+        resources=provided_resources({"bridge_vectors": bridge_vectors, "target_text": target_text,
+                                      "source_text": source_text, "dictionary": dictionary}),
     )
 
 
 def make_plan(run: dict[str, Any], ctx: Any) -> Any:
-    from harness.api import get_method
+    from harness.method_specs import get_method
 
     plan = get_method(run["method"])(ctx, **run["method_params"])
     problems = plan.validate(d=int(ctx.source_embeddings.shape[1]))

@@ -1,11 +1,8 @@
 """Leaderboards from run records: Markdown, LaTeX, CSV and PNG plots, with significance marks.
 
 Everything is read from ``runs/*/result.json`` and the files it names (reporting never sees live
-objects). Rows are methods (split by parameter or config variants when a runs folder holds several)
-plus reference systems (``unadapted <model>``, ``bm25``, ``dense-bridge``); columns are language x
-setting with one average column per setting. Cells are mean +- sd over seeds of the per-query mean.
-Significance: per column, each row against the declared baseline on per-query scores averaged over
-seeds, one correction (Holm by default) over all comparisons of the table.
+objects). The table model and the significance tests are ``harness.tables``; this module renders
+them, with one average column per setting.
 
 A rebuild from the same records is byte-identical: everything is sorted, floats have fixed formats,
 and PNGs are written without software/date metadata.
@@ -16,239 +13,21 @@ import csv
 import io
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from harness.evaluate import DEFAULT_METRICS, read_per_query
-from harness.runs import RESULT
-from harness.stats import adjust, average_over_seeds, run_test
-from harness.util import read_json, write_text_atomic
+from harness.evaluate import DEFAULT_METRICS
+from harness.tables import (MARK, SETTING_ORDER, WORSE_MARK, Cell, Column, Entry, Records, Table, add_significance,
+                            assign_labels, build_table, load_records, row_average, settings_of)
+from harness.util import write_text_atomic
 
-SETTING_ORDER = {"zero-shot": 0, "fine-tuned": 1}
 SETTING_SHORT = {"zero-shot": "ZS", "fine-tuned": "FT"}
 METRIC_NAMES = {"ndcg@10": "nDCG@10", "recall@100": "R@100", "mrr@10": "MRR@10", "recall@10": "R@10",
                 "map@100": "MAP@100", "precision@10": "P@10"}
 TEST_NAMES = {"randomization": "paired randomization test", "t-test": "paired t-test"}
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}
-# Config keys that never make two records different systems (they are the grid, or do not change results).
-NOT_VARIANTS = {"method", "method_params", "lang", "seed", "setting", "dataset", "train_dataset", "device",
-                "encode.batch_size", "train.eval_dataset"}
-REFERENCE_METHODS = ("eval", "bm25", "dense-bridge")
-MARK, WORSE_MARK = "†", "↓"  # significantly better / worse than the baseline
 DASH = "–"
-
-
-# --------------------------------------------------------------------------------------------
-# Loading records
-# --------------------------------------------------------------------------------------------
-@dataclass
-class Entry:
-    """One ok run record with what the report needs from its files."""
-
-    record: dict[str, Any]
-    config: dict[str, Any]
-    per_query: dict[str, dict[str, float]]  # metric -> qid -> score
-    env: dict[str, Any] = field(default_factory=dict)
-    label: str = ""
-
-    @property
-    def column(self) -> "Column":
-        r = self.record
-        return Column(r["setting"], r["lang"] or "und", r["dataset"])
-
-    def value(self, metric: str) -> float | None:
-        scores = self.per_query.get(metric)
-        return sum(scores.values()) / len(scores) if scores else None
-
-
-@dataclass(frozen=True, order=True)
-class Column:
-    setting: str
-    lang: str
-    dataset: str
-
-    def sort_key(self) -> tuple:
-        return (SETTING_ORDER.get(self.setting, 9), self.setting, self.lang, self.dataset)
-
-
-@dataclass
-class Records:
-    entries: list[Entry] = field(default_factory=list)
-    failed: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # unreadable records, duplicates
-
-
-def load_records(runs_dir: Path | str, profile: str | None = None) -> Records:
-    """Every record under ``runs_dir`` (sorted by run id), split into ok entries and failures."""
-    out = Records()
-    for path in sorted(Path(runs_dir).glob(f"*/{RESULT}")):
-        try:
-            record = read_json(path)
-            if profile and record.get("profile") != profile:
-                continue
-            if record.get("status", "ok") != "ok":
-                out.failed.append(record)
-                continue
-            files = record["files"]
-            per_query = read_per_query(path.parent / files["per_query"])
-            out.entries.append(Entry(record, _optional_json(path.parent, files, "config"), per_query,
-                                     _optional_json(path.parent, files, "env")))
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            out.problems.append(f"unreadable record {path.parent.name}: {type(err).__name__}: {err}")
-    return out
-
-
-def _optional_json(folder: Path, files: dict[str, str], key: str) -> dict[str, Any]:
-    path = folder / files[key] if key in files else None
-    return read_json(path) if path is not None and path.is_file() else {}
-
-
-# --------------------------------------------------------------------------------------------
-# Row labels: method, or the evaluated model, plus whatever distinguishes several variants
-# --------------------------------------------------------------------------------------------
-def base_label(record: dict[str, Any]) -> str:
-    if record["method"] == "eval":
-        return f"unadapted {record['method_params'].get('model', '?')}"
-    return record["method"]
-
-
-def identity(entry: Entry) -> dict[str, str]:
-    """What makes a record a distinct system: its parameters and its non-grid config values."""
-    ident = {k: _short(v) for k, v in entry.record.get("method_params", {}).items()}
-    ident.update({k: _short(v) for k, v in entry.config.items() if k not in NOT_VARIANTS})
-    return ident
-
-
-def _short(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def assign_labels(entries: list[Entry]) -> None:
-    """Label = base label, plus ``(key=value, ...)`` for the keys that differ within that base."""
-    groups: dict[str, list[Entry]] = defaultdict(list)
-    for entry in entries:
-        groups[base_label(entry.record)].append(entry)
-    for base, members in groups.items():
-        idents = [identity(e) for e in members]
-        keys = sorted({k for i in idents for k in i})
-        varying = [k for k in keys if len({i[k] for i in idents if k in i}) > 1]
-        for entry, ident in zip(members, idents):
-            parts = [f"{k}={ident[k]}" for k in varying if k in ident]
-            entry.label = f"{base} ({', '.join(parts)})" if parts else base
-
-
-# --------------------------------------------------------------------------------------------
-# The table model
-# --------------------------------------------------------------------------------------------
-@dataclass
-class Cell:
-    values: list[float]  # one per seed
-    per_query: list[dict[str, float]]  # one per seed
-    p: float | None = None
-    p_adjusted: float | None = None
-    diff: float | None = None
-
-    @property
-    def mean(self) -> float:
-        return sum(self.values) / len(self.values)
-
-    @property
-    def sd(self) -> float | None:
-        if len(self.values) < 2:
-            return None
-        m = self.mean
-        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
-
-    def significant(self, alpha: float = 0.05) -> bool:
-        return self.p_adjusted is not None and self.p_adjusted < alpha
-
-    def mark(self) -> str:
-        """``†`` significantly better than the baseline, ``↓`` significantly worse, else nothing."""
-        if not self.significant() or not self.diff:
-            return ""
-        return MARK if self.diff > 0 else WORSE_MARK
-
-
-@dataclass
-class Table:
-    metric: str
-    rows: list[str]
-    columns: list[Column]
-    cells: dict[tuple[str, Column], Cell]
-    baseline: str | None
-    baseline_method: str = ""
-    n_comparisons: int = 0
-    controls: frozenset[str] = frozenset()  # languages shown last and left out of the averages
-    references: frozenset[str] = frozenset()  # rows of reference systems (one deterministic run each)
-
-    def is_control(self, column: Column) -> bool:
-        return column.lang in self.controls
-
-
-def build_table(entries: list[Entry], metric: str, baseline_method: str,
-                controls: Iterable[str] = ()) -> tuple[Table, list[str]]:
-    """Cells of one metric; returns the table and notes about ignored duplicate records."""
-    cells: dict[tuple[str, Column], Cell] = {}
-    seen: dict[tuple[str, Column, int], str] = {}
-    notes = []
-    for entry in sorted(entries, key=lambda e: e.record["run_id"]):
-        value = entry.value(metric)
-        if value is None:
-            continue
-        key = (entry.label, entry.column, entry.record["seed"])
-        if key in seen:
-            notes.append(f"{entry.record['run_id']} duplicates {seen[key]} (same row, column and seed): ignored")
-            continue
-        seen[key] = entry.record["run_id"]
-        cell = cells.setdefault((entry.label, entry.column), Cell([], []))
-        cell.values.append(value)
-        cell.per_query.append(entry.per_query[metric])
-    references = {e.label for e in entries if e.record["method"] in REFERENCE_METHODS}
-    rows = sorted({r for r, _ in cells}, key=lambda r: (r in references, r))  # methods first, then references
-    controls = frozenset(controls)
-    columns = sorted({c for _, c in cells}, key=lambda c: (c.sort_key()[:2], c.lang in controls, c.sort_key()))
-    baselines = sorted({e.label for e in entries if e.record["method"] == baseline_method})
-    baseline = baselines[0] if len(baselines) == 1 else None
-    return Table(metric, rows, columns, cells, baseline, baseline_method, controls=controls,
-                 references=frozenset(references)), notes
-
-
-def add_significance(table: Table, *, test: str, correction: str, n_resamples: int, seed: int) -> None:
-    """Each row against the baseline in every column; one correction over the whole table."""
-    if table.baseline is None:
-        return
-    tested = []
-    for column in table.columns:
-        base = table.cells.get((table.baseline, column))
-        if base is None:
-            continue
-        base_scores = average_over_seeds(base.per_query)
-        for row in table.rows:
-            cell = table.cells.get((row, column))
-            if cell is None or row == table.baseline:
-                continue
-            scores = average_over_seeds(cell.per_query)
-            common = sorted(scores.keys() & base_scores.keys())
-            cell.diff = sum(scores[q] - base_scores[q] for q in common) / len(common) if common else None
-            cell.p = run_test(scores, base_scores, test, n_resamples=n_resamples, seed=seed)
-            tested.append(cell)
-    for cell, p_adj in zip(tested, adjust([c.p for c in tested], correction)):
-        cell.p_adjusted = p_adj
-    table.n_comparisons = len(tested)
-
-
-def row_average(table: Table, row: str, setting: str) -> float | None:
-    """Mean of the row's cell means over the setting's non-control columns; None unless it has them all."""
-    columns = [c for c in table.columns if c.setting == setting and not table.is_control(c)]
-    cells = [table.cells.get((row, c)) for c in columns]
-    if not cells or any(c is None for c in cells):
-        return None
-    return sum(c.mean for c in cells) / len(cells)
-
-
-def settings_of(table: Table) -> list[str]:
-    return sorted({c.setting for c in table.columns}, key=lambda s: (SETTING_ORDER.get(s, 9), s))
 
 
 # --------------------------------------------------------------------------------------------

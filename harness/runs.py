@@ -181,8 +181,3 @@ def record_failure(folder: RunDir, run: dict[str, Any], error: str, detail: str 
     record = RunRecord.of(run, status="failed", files=files, details={"error": error})
     folder.write_json(RESULT, record.to_json())
     return record.to_json()
-
-
-def iter_results(runs_dir: Path | str) -> list[dict[str, Any]]:
-    """Every ``result.json`` under ``runs_dir``, sorted by run id."""
-    return [read_json(p) for p in sorted(Path(runs_dir).glob(f"*/{RESULT}"))]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -142,31 +142,6 @@ def _scatter(pvalues: Sequence[float], index: np.ndarray, order: np.ndarray, adj
     out = np.full(len(pvalues), np.nan)
     out[index[order]] = adjusted
     return [float(v) for v in out]
-
-
-# --------------------------------------------------------------------------------------------
-# Confidence intervals
-# --------------------------------------------------------------------------------------------
-class Interval(NamedTuple):
-    mean: float
-    low: float
-    high: float
-
-
-def bootstrap_ci(a: Scores, b: Scores | None = None, n_resamples: int = 10000, seed: int = 0,
-                 level: float = 0.95) -> Interval:
-    """Percentile bootstrap CI of the mean of ``a`` (or of the paired difference ``a - b``)."""
-    values = np.array([a[q] for q in sorted(a)], dtype=np.float64) if b is None else np.subtract(*paired_arrays(a, b))
-    if len(values) == 0:
-        return Interval(math.nan, math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    rows = max(1, BLOCK_ENTRIES // len(values))
-    means = np.concatenate([
-        values[rng.integers(0, len(values), size=(min(rows, n_resamples - s), len(values)))].mean(axis=1)
-        for s in range(0, n_resamples, rows)])
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return Interval(float(values.mean()), float(low), float(high))
 
 
 # --------------------------------------------------------------------------------------------

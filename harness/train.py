@@ -230,10 +230,6 @@ def _check_run(run: dict[str, Any]) -> None:
     for key in ("train.steps", "train.batch_size", "train.eval_every", "train.checkpoint_every"):
         if run[key] < 1:
             raise HarnessError(f"{key} must be at least 1, got {run[key]}")
-    if run.get("train.flops_warmup", "quadratic") not in ("quadratic", "linear"):
-        raise HarnessError(f"train.flops_warmup must be 'quadratic' or 'linear', got {run['train.flops_warmup']!r}")
-    if run.get("train.clear_similarity", "dot") not in ("dot", "cosine"):
-        raise HarnessError(f"train.clear_similarity must be 'dot' or 'cosine', got {run['train.clear_similarity']!r}")
 
 
 # ----------------------------------------------------------------------------------------------

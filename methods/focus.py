@@ -30,21 +30,10 @@ from harness.api import (
     overlap_pairs,
     random_rows,
     register_method,
+    sparsemax,
     tokenizer_signature,
     train_static_vectors,
 )
-
-
-def sparsemax(z: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Sparsemax (Martins & Astudillo 2016), exact and sort-based: the Euclidean projection of
-    each row of ``z`` onto the probability simplex, ``[z - tau]_+`` with sum 1."""
-    z = z.transpose(dim, -1)
-    zs = z.sort(dim=-1, descending=True).values
-    ranks = torch.arange(1, z.shape[-1] + 1, device=z.device, dtype=z.dtype)
-    cumsum = zs.cumsum(-1)
-    support = ((1 + ranks * zs) > cumsum).sum(-1, keepdim=True)  # the support is a prefix of zs
-    tau = (cumsum.gather(-1, support - 1) - 1) / support.to(z.dtype)
-    return (z - tau).clamp_min(0).transpose(dim, -1)
 
 
 def _cosine_rows(vectors: torch.Tensor) -> torch.Tensor:

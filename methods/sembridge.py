@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.api import MethodContext, TransferPlan, build_plan, overlap_pairs, register_method
+from harness.api import MethodContext, TransferPlan, build_plan, overlap_pairs, register_method, sparsemax_threshold
 
 # 60 halvings of a bracket no wider than 1 reach float64 resolution for thresholds of any size
 # that cosine scores produce, so the bisection result is the exact threshold up to rounding.
@@ -39,15 +39,6 @@ _FIRST_SOLVE = 8
 # --------------------------------------------------------------------------------------------
 # Threshold solvers (rows of x sorted in decreasing order, x = (alpha-1) * score)
 # --------------------------------------------------------------------------------------------
-def _sparsemax_tau(x: torch.Tensor) -> torch.Tensor:
-    """Exact sparsemax threshold by the sort-based rule (x already sorted descending)."""
-    k = x.shape[1]
-    cumsum = x.cumsum(1)
-    ranks = torch.arange(1, k + 1, device=x.device, dtype=x.dtype)
-    support = ((1 + ranks * x) > cumsum).sum(1, keepdim=True)  # the support is a prefix
-    return (cumsum.gather(1, support - 1) - 1) / support
-
-
 def _bisect_tau(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
     """Entmax threshold by bisection, the lower bracket end (sum of weights >= 1 there)."""
     k = x.shape[1]
@@ -70,7 +61,7 @@ def _entmax_weights(x: torch.Tensor, alpha: float | torch.Tensor, tau: torch.Ten
 
 def _solve(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
     if isinstance(alpha, float) and alpha == 2.0:
-        return _sparsemax_tau(x)
+        return sparsemax_threshold(x, dim=1)
     return _bisect_tau(x, alpha)
 
 

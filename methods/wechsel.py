@@ -212,7 +212,7 @@ def wechsel_init(
     hyper = dict(tokenize=lambda text: words(text, lowercase), cache_key=f"wechsel-words-v1:{lowercase}",
                  model=fasttext_model, dim=dim, epochs=epochs, min_count=min_count, neg=neg, lr=lr, minn=minn, maxn=maxn,
                  bucket=bucket, seed=ctx.seed, threads=threads)
-    src_vectors = train_static_vectors(ctx.resource("source_text"), **hyper)
+    src_vectors = train_static_vectors(ctx.source_text(), **hyper)
     tgt_vectors = train_static_vectors(ctx.target_text(), **hyper)
     fasttext_seconds = time.perf_counter() - start
     w, alignment = align(ctx, src_vectors, tgt_vectors, lowercase=lowercase, min_pairs=min_pairs,

@@ -191,7 +191,7 @@ def test_gnome_untranslated_pages_dropped(fresh_cache):
 
 @pytest.mark.slow
 def test_libreoffice_text_pairs_and_alignment(fresh_cache):
-    from harness.data import aligned_pages, load_collection, target_text
+    from harness.data import load_collection, target_text
 
     en, ko = load_collection("libreoffice-help-en"), load_collection("libreoffice-help-ko")
     assert len(en.corpus) > 2500 and 2000 < len(ko.corpus) <= len(en.corpus)
@@ -202,10 +202,8 @@ def test_libreoffice_text_pairs_and_alignment(fresh_cache):
     assert not any("Related Topics" in text for text in en.corpus.values())
     hangul = re.compile(r"[\uac00-\ud7a3]")
     assert sum(bool(hangul.search(t)) for t in ko.corpus.values()) > 0.99 * len(ko.corpus)
-    pairs = aligned_pages("en", "ko")
-    assert len(pairs) == len(ko.corpus)
+    assert set(ko.corpus) <= set(en.corpus)  # pages align across languages by file name
     page = sorted(ko.corpus)[0]
-    assert pairs[0] == (en.corpus[page], ko.corpus[page])
     copied = set(en.corpus[page].split("\n"))
     assert not copied & set(ko.corpus[page].split("\n"))  # English copies are dropped from ko text
     heading, body = load_collection("libreoffice-help-ko").train_pairs[0]

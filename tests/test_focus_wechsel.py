@@ -12,8 +12,9 @@ import pytest
 import torch
 from conftest import make_wordpiece
 
-from harness.api import HarnessError, MethodContext, get_method, tokenizer_signature, train_static_vectors
-from methods.focus import sparsemax
+from harness.api import HarnessError, MethodContext, tokenizer_signature, train_static_vectors
+from harness.method_specs import get_method
+from harness.api import sparsemax
 from methods.wechsel import procrustes
 
 TOPICS = [["water", "river", "boat", "fish", "lake", "rain"], ["fire", "smoke", "heat", "flame", "burn", "coal"],

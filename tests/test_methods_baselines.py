@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from harness.api import get_method
+from harness.method_specs import get_method
 
 
 def test_mean_copies_overlap_and_fills_mean(tiny_context):

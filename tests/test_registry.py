@@ -67,7 +67,7 @@ def test_builtin_wins_and_first_registration_kept():
 def test_installed_plugin_is_listed_and_runs(tmp_path, monkeypatch, tiny_context):
     make_plugin(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    from harness import api
+    from harness import method_specs as api
     from harness.registry import methods
 
     monkeypatch.setattr(methods, "_plugins_loaded", False)
@@ -108,7 +108,7 @@ def test_readme_plugin_example_works(tmp_path, monkeypatch, tiny_context):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-package\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text('[harness.methods]\npieces = "my_package.pieces:pieces"\n'.replace('"', ""))
     monkeypatch.syspath_prepend(str(tmp_path))
-    from harness import api
+    from harness import method_specs as api
     from harness.registry import methods
 
     monkeypatch.setattr(methods, "_plugins_loaded", False)
@@ -118,3 +118,26 @@ def test_readme_plugin_example_works(tmp_path, monkeypatch, tiny_context):
         assert plan.validate(d=8) == [] and plan.diagnostics()["mixed"] > 0
     finally:
         methods._entries.pop("pieces", None)
+
+
+def test_builtin_file_registering_another_name_is_a_clear_error(tmp_path, monkeypatch):
+    """methods/odd_file.py registering 'other-name': one error line naming the file, both names and the rule."""
+    import methods as builtin_methods
+
+    from harness import method_specs
+    from harness.registry import methods
+    from harness.util import HarnessError
+
+    (tmp_path / "odd_file.py").write_text(
+        "from harness.api import build_plan, register_method\n\n"
+        "@register_method('other-name')\n"
+        "def other(ctx):\n    return build_plan(ctx.n_target, ctx.n_source)\n")
+    monkeypatch.setattr(builtin_methods, "__path__", [*builtin_methods.__path__, str(tmp_path)])
+    method_specs.declare_builtin_methods()
+    try:
+        with pytest.raises(HarnessError, match=r"methods/odd_file\.py registers 'other-name', not 'odd-file'"):
+            method_specs.get_method("odd-file")
+    finally:
+        methods._entries.pop("odd-file", None)
+        methods._entries.pop("other-name", None)
+        sys.modules.pop("methods.odd_file", None)

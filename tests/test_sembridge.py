@@ -5,7 +5,7 @@ import entmax
 import pytest
 import torch
 
-from harness.api import get_method
+from harness.method_specs import get_method
 from methods.sembridge import bridge_weights
 
 N_TARGET, N_SOURCE, DIM = 40, 3000, 32

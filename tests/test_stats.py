@@ -132,17 +132,6 @@ def test_average_over_seeds_keeps_common_queries():
     assert avg == {"q1": 0.75, "q2": 0.5}
 
 
-def test_bootstrap_ci():
-    rng = np.random.default_rng(5)
-    a = scores(rng.uniform(size=200))
-    ci = stats.bootstrap_ci(a, n_resamples=2000, seed=0)
-    assert ci.low < ci.mean < ci.high
-    assert ci == stats.bootstrap_ci(a, n_resamples=2000, seed=0)
-    assert ci.mean == pytest.approx(np.mean(list(a.values())))
-    diff = stats.bootstrap_ci(a, {q: v - 0.2 for q, v in a.items()}, n_resamples=500)
-    assert diff.low == pytest.approx(0.2) and diff.high == pytest.approx(0.2)
-
-
 def test_compare_against_baseline_with_holm():
     rng = np.random.default_rng(6)
     base = rng.uniform(0, 0.5, size=40)

@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from harness import pipeline
 from harness.evaluate import EvalResult
-from harness.runs import RunDir, iter_results, write_record
+from harness.runs import RESULT, RunDir, write_record
+from harness.util import read_json
 from harness.sweep import sweep
 from harness.util import HarnessError
 
@@ -45,6 +47,10 @@ def fake_execute(monkeypatch):
 
     monkeypatch.setattr(pipeline, "execute", execute)
     return calls
+
+
+def iter_results(runs_dir) -> list[dict]:
+    return [read_json(p) for p in sorted(Path(runs_dir).glob(f"*/{RESULT}"))]
 
 
 def write_fake_record(folder: RunDir, run: dict) -> dict:

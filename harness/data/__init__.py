@@ -6,7 +6,7 @@ for their files). Importing this package registers the built-in datasets in
 
     load_collection("gnome-help-ko")          # Collection (built and cached on first use)
     load_collection("beir:/data/scifact:test")  # a local BEIR folder
-    target_text("ja"), bilingual_dictionary("ru"), aligned_pages("en", "ko")
+    target_text("ja"), bilingual_dictionary("ru")
 
 Fine-tuning pairs are the ``train_pairs`` of the run's ``train_dataset`` (``harness.pipeline.training_pairs``).
 """
@@ -20,8 +20,7 @@ from harness.registry import UnknownNameError, datasets
 from harness.util import HarnessError
 
 __all__ = ["Collection", "DatasetSpec", "NoDatasetError", "NoDictionaryError", "load_collection",
-           "dataset_rows", "build", "target_text", "bilingual_dictionary",
-           "aligned_pages", "UnknownNameError"]
+           "dataset_rows", "build", "target_text", "bilingual_dictionary", "UnknownNameError"]
 
 NoDictionaryError = NoDatasetError  # raised by bilingual_dictionary("ko")
 
@@ -100,16 +99,3 @@ def bilingual_dictionary(lang: str) -> list[tuple[str, str]]:
     if lang not in DICTIONARY_LANGS:
         raise _unsupported("bilingual dictionary", lang, DICTIONARY_LANGS)
     return list(load_collection(f"dict-{lang}").train_pairs or [])
-
-
-def aligned_pages(lang_a: str, lang_b: str) -> list[tuple[str, str]]:
-    """(text_a, text_b) of LibreOffice help pages present in both languages (matched by file name).
-
-    Non-English pages hold only their translated blocks, so only translated pages align.
-    """
-    for lang in (lang_a, lang_b):
-        if lang not in PAIR_SOURCES:
-            raise _unsupported("aligned LibreOffice pages", lang, list(PAIR_SOURCES))
-    a = load_collection(f"libreoffice-help-{lang_a}").corpus
-    b = load_collection(f"libreoffice-help-{lang_b}").corpus
-    return [(a[page], b[page]) for page in sorted(a.keys() & b.keys())]

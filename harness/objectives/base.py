@@ -2,7 +2,11 @@
 
 Contract (what ``harness.train.fine_tune`` calls):
 
-- ``Objective(run, tokenizer, device=...)``: ``run`` is the flat resolved config.
+- ``Objective(run, tokenizer, device=...)``: ``run`` is the flat resolved config. The objective's
+  typed parameters are the keyword-only parameters of its ``setup`` (plus the shared ones of
+  ``Objective.shared``), documented under ``Parameters:`` as a method's are; parameter ``x`` is the
+  config key ``train.x`` (``--set train.x=...``). The constructor resolves them from the run and
+  calls ``shared(...)`` and ``setup(...)``, so an objective reads its settings as attributes.
 - ``examples(pairs, extra) -> list[dict]``: JSON-serialisable training examples, built
   deterministically (hard negatives mined here). The trainer caches them in the work directory, so
   resuming never re-mines.
@@ -18,14 +22,19 @@ document-role vectors, weights ``train.flops_query`` / ``train.flops_doc`` rampe
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
+
+from harness.params import Param, resolve, signature_params
 
 if TYPE_CHECKING:
     import torch
 
+KEY_PREFIX = "train."  # objective parameter ``x`` is the config key ``train.x``
+
 
 class Objective:
-    """Base class: subclasses set ``name``, ``description``, ``roles`` and implement the three hooks."""
+    """Base class: subclasses set ``name``, ``description``, ``roles``, declare ``setup`` and implement
+    the three hooks."""
 
     name = ""
     description = ""
@@ -35,6 +44,27 @@ class Objective:
         self.run = run
         self.tokenizer = tokenizer
         self.device = device
+        values = resolve_params(type(self), run)
+        shared = {p.name for p in signature_params("Objective.shared", Objective.shared)}
+        self.shared(**{k: v for k, v in values.items() if k in shared})
+        self.setup(**{k: v for k, v in values.items() if k not in shared})
+
+    # -- parameters ---------------------------------------------------------------------------
+    def shared(self, *, flops_query: float = 5e-5, flops_doc: float = 3e-5, flops_warmup_steps: int = 50,
+               flops_warmup: Literal["quadratic", "linear"] = "quadratic") -> None:
+        """The FLOPS regulariser every objective shares.
+
+        Parameters:
+            flops_query: FLOPS regulariser weight on queries
+            flops_doc: FLOPS regulariser weight on documents
+            flops_warmup_steps: steps over which the FLOPS weights ramp up
+            flops_warmup: FLOPS weight ramp over train.flops_warmup_steps: quadratic or linear
+        """
+        self.flops_query, self.flops_doc = flops_query, flops_doc
+        self.flops_warmup_steps, self.flops_warmup = flops_warmup_steps, flops_warmup
+
+    def setup(self) -> None:
+        """The objective's own parameters: keyword-only, typed, with defaults (none here)."""
 
     # -- hooks --------------------------------------------------------------------------------
     def examples(self, pairs: list[tuple[str, str]], extra: dict[str, Any]) -> list[dict[str, Any]]:
@@ -49,11 +79,11 @@ class Objective:
     # -- shared pieces ------------------------------------------------------------------------
     def flops_weights(self, step: int) -> tuple[float, float]:
         """(query, document) FLOPS weights at optimisation step ``step`` (1-based)."""
-        warm = self.run.get("train.flops_warmup_steps", 0)
+        warm = self.flops_warmup_steps
         ramp = 1.0 if warm <= 0 else min(1.0, step / warm)
-        if self.run.get("train.flops_warmup", "quadratic") == "quadratic":
+        if self.flops_warmup == "quadratic":
             ramp = ramp**2
-        return self.run["train.flops_query"] * ramp, self.run["train.flops_doc"] * ramp
+        return self.flops_query * ramp, self.flops_doc * ramp
 
     def regularise(self, reps: dict[str, "torch.Tensor"], step: int) -> tuple["torch.Tensor", dict[str, float]]:
         """FLOPS on all query-role vectors and all document-role vectors."""
@@ -64,6 +94,29 @@ class Objective:
         d = torch.cat([reps[r] for r, kind in self.roles.items() if kind == "document" and r in reps])
         fq, fd = flops(q), flops(d)
         return wq * fq + wd * fd, {"flops_q": fq.item(), "flops_d": fd.item()}
+
+
+def objective_params(cls: type) -> tuple[Param, ...]:
+    """Every typed parameter of objective class ``cls``: the shared ones, then its ``setup``'s."""
+    owner = f"objective '{getattr(cls, 'name', '') or cls.__name__}'"
+    shared = signature_params(owner, Objective.shared)
+    own = signature_params(owner, cls.setup)
+    clash = {p.name for p in shared} & {p.name for p in own}
+    if clash:
+        raise TypeError(f"{owner}: setup() redeclares the shared parameter(s) {', '.join(sorted(clash))}")
+    return shared + own
+
+
+def resolve_params(cls: type, run: dict[str, Any]) -> dict[str, Any]:
+    """Parameter values of ``cls`` from the run's ``train.<name>`` keys (declared defaults where absent)."""
+    from harness.util import HarnessError
+
+    params = objective_params(cls)
+    given = {p.name: run[KEY_PREFIX + p.name] for p in params if KEY_PREFIX + p.name in run}
+    try:
+        return resolve(f"objective '{cls.name}'", params, given)
+    except ValueError as err:
+        raise HarnessError(f"{err} (config key {KEY_PREFIX}<parameter>)") from None
 
 
 def flops(reps: "torch.Tensor") -> "torch.Tensor":

@@ -26,7 +26,7 @@ English text goes through the target tokenizer (the only vocabulary the model ha
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.objectives.base import Objective, duplicate_mask, info_nce, lexical_negatives
 from harness.util import HarnessError
@@ -48,11 +48,26 @@ class ClearObjective(Objective):
     roles = {"en_query": "query", "tgt_query": "query", "neg_tgt_query": "query", "pos": "document",
              "neg": "document"}
 
+    def setup(self, *, hard_negatives: int = 1, clear_alpha: float = 0.4, clear_beta: float = 0.2,
+              clear_similarity: Literal["dot", "cosine"] = "dot") -> None:
+        """
+        Parameters:
+            hard_negatives: hard negatives per query, mined by lexical overlap (0: in-batch only)
+            clear_alpha: clear: weight a of the reverse InfoNCE
+            clear_beta: clear: weight b of the KL(reverse || forward) term
+            clear_similarity: clear: 'dot' (SPLADE dot product) or 'cosine' (cosine x 20, as CLEAR)
+        """
+        if clear_alpha < 0 or clear_beta < 0 or clear_alpha + clear_beta > 1:
+            raise HarnessError(f"clear: need train.clear_alpha, train.clear_beta >= 0 with a sum <= 1, "
+                               f"got {clear_alpha} and {clear_beta}")
+        self.hard_negatives, self.alpha, self.beta = hard_negatives, clear_alpha, clear_beta
+        self.similarity_kind = clear_similarity
+
     def examples(self, pairs: list[tuple[str, str]], extra: dict[str, Any]) -> list[dict[str, Any]]:
         rows = extra.get("aligned") or aligned_rows(self.run["lang"])
         en_q = [r[0] for r in rows]
         en_p = [r[1] for r in rows]
-        negs = lexical_negatives(en_q, en_p, self.tokenizer, k=self.run.get("train.hard_negatives", 1),
+        negs = lexical_negatives(en_q, en_p, self.tokenizer, k=self.hard_negatives,
                                  max_length=self.run["train.doc_max_length"], seed=self.run["seed"])
         return [{"en_query": q, "pos": p, "tgt_query": t, "neg": [en_p[j] for j in n],
                  "neg_tgt_query": [rows[j][2] for j in n]} for (q, p, t), n in zip(rows, negs)]
@@ -81,7 +96,7 @@ class ClearObjective(Objective):
         both = mask_f | mask_r  # a column dropped in either direction is dropped from the KL too
         kl = F.kl_div(F.log_softmax(forward.masked_fill(both, MASKED), dim=1),
                       F.log_softmax(reverse.masked_fill(both, MASKED), dim=1), log_target=True, reduction="batchmean")
-        a, b = self.run.get("train.clear_alpha", 0.4), self.run.get("train.clear_beta", 0.2)
+        a, b = self.alpha, self.beta
         reg, logs = self.regularise(reps, step)
         loss = (1 - a - b) * l_f + a * l_r + b * kl + reg
         return loss, {"forward": l_f.item(), "reverse": l_r.item(), "kl": kl.item(), **logs}
@@ -89,7 +104,7 @@ class ClearObjective(Objective):
     def similarity(self, x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
         import torch.nn.functional as F
 
-        if self.run.get("train.clear_similarity", "dot") == "cosine":
+        if self.similarity_kind == "cosine":
             return COSINE_SCALE * F.normalize(x, dim=1) @ F.normalize(y, dim=1).T
         return x @ y.T
 

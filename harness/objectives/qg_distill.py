@@ -47,15 +47,29 @@ class QGDistillObjective(Objective):
                    "+ in-batch contrastive + alignment of generated queries across languages; + FLOPS")
     roles = {"query": "query", "cand": "document", "gen": "query"}
 
-    def __init__(self, run: dict[str, Any], tokenizer: Any, *, device: str = "cpu") -> None:
-        super().__init__(run, tokenizer, device=device)
-        self.teacher = Teacher(run["train.teacher"], device=device, max_length=run["train.doc_max_length"],
-                               prompt=run.get("train.qg_prompt", "{passage}"))  # fails fast when missing
+    def setup(self, *, teacher: str = "{cache}/teachers/query-generator", teacher_temperature: float = 1.0,
+              qg_candidates: int = 4, qg_prompt: str = "{passage}", qg_languages: list = [],  # noqa: B006
+              qg_align_weight: float = 1.0) -> None:
+        """
+        Parameters:
+            teacher: qg-distill: seq2seq query generator (local directory or cached hub id; {cache} = harness cache)
+            teacher_temperature: qg-distill: temperature of the teacher distribution
+            qg_candidates: qg-distill: candidates per query scored by the teacher (positive + mined negatives)
+            qg_prompt: qg-distill: teacher input template ({passage}, {lang})
+            qg_languages: qg-distill: languages to generate queries in for alignment (empty: one, the run's)
+            qg_align_weight: qg-distill: weight of the generated-query alignment term
+        """
+        if teacher_temperature <= 0:
+            raise HarnessError(f"qg-distill: train.teacher_temperature must be > 0, got {teacher_temperature}")
+        self.temperature, self.candidates, self.align_weight = teacher_temperature, max(1, qg_candidates), qg_align_weight
+        self.languages = list(qg_languages) or [self.run.get("lang", "")]
+        self.teacher = Teacher(teacher, device=self.device, max_length=self.run["train.doc_max_length"],
+                               prompt=qg_prompt)  # fails fast when missing
 
     def examples(self, pairs: list[tuple[str, str]], extra: dict[str, Any]) -> list[dict[str, Any]]:
         queries = [q for q, _ in pairs]
         passages = [p for _, p in pairs]
-        k = max(1, self.run.get("train.qg_candidates", 4)) - 1
+        k = self.candidates - 1
         negs = lexical_negatives(queries, passages, self.tokenizer, k=k,
                                  max_length=self.run["train.doc_max_length"], seed=self.run["seed"])
         return [{"query": q, "cands": [p] + [passages[j] for j in n]} for q, p, n in zip(queries, passages, negs)]
@@ -65,7 +79,7 @@ class QGDistillObjective(Objective):
         queries = [x["query"] for x in items]
         cands = [c for x in items for c in x["cands"][:k]]
         scores = self.teacher.score([q for q in queries for _ in range(k)], cands).view(len(items), k)
-        langs = self.run.get("train.qg_languages") or [self.run.get("lang", "")]
+        langs = self.languages
         positives = [x["cands"][0] for x in items]
         gen = [g for lang in langs for g in self.teacher.generate(positives, lang, self.run["train.query_max_length"])]
         return {"texts": {"query": queries, "cand": cands, "gen": gen}, "teacher": scores, "k": k,
@@ -79,7 +93,7 @@ class QGDistillObjective(Objective):
         q, cands = reps["query"], reps["cand"]
         n = q.shape[0]
         student = torch.einsum("bv,bkv->bk", q, cands.view(n, k, -1))
-        teacher = batch["teacher"].to(q.device) / self.run.get("train.teacher_temperature", 1.0)
+        teacher = batch["teacher"].to(q.device) / self.temperature
         distil = F.kl_div(F.log_softmax(student, dim=1), F.log_softmax(teacher, dim=1), log_target=True,
                           reduction="batchmean")
         pos_cols = [i * k for i in range(n)]
@@ -89,7 +103,7 @@ class QGDistillObjective(Objective):
                             torch.tensor(pos_cols, device=q.device))
         align = self.alignment(reps["gen"], q, texts["query"], batch["langs"])
         reg, logs = self.regularise(reps, step)
-        loss = distil + contrast + self.run.get("train.qg_align_weight", 1.0) * align + reg
+        loss = distil + contrast + self.align_weight * align + reg
         return loss, {"distil": distil.item(), "contrast": contrast.item(), "align": align.item(), **logs}
 
     @staticmethod

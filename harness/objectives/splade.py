@@ -24,10 +24,17 @@ class SpladeObjective(Objective):
     description = "in-batch + hard-negative contrastive ranking loss (dot product) + FLOPS on queries and documents"
     roles = {"query": "query", "pos": "document", "neg": "document"}
 
+    def setup(self, *, hard_negatives: int = 1) -> None:
+        """
+        Parameters:
+            hard_negatives: hard negatives per query, mined by lexical overlap (0: in-batch only)
+        """
+        self.hard_negatives = hard_negatives
+
     def examples(self, pairs: list[tuple[str, str]], extra: dict[str, Any]) -> list[dict[str, Any]]:
         queries = [q for q, _ in pairs]
         passages = [p for _, p in pairs]
-        negs = lexical_negatives(queries, passages, self.tokenizer, k=self.run.get("train.hard_negatives", 1),
+        negs = lexical_negatives(queries, passages, self.tokenizer, k=self.hard_negatives,
                                  max_length=self.run["train.doc_max_length"], seed=self.run["seed"])
         return [{"query": q, "pos": p, "neg": [passages[j] for j in n]} for q, p, n in zip(queries, passages, negs)]
 
