@@ -137,7 +137,7 @@ def source(lang: str, split: str | None = None) -> str:
     """Where ``libreoffice-help-{lang}`` (split None), ``-dev`` or ``-train`` comes from."""
     text = SOURCE.format(pkg=PACKAGES[lang], dir=LANG_DIRS[lang])
     return text + {None: "", "dev": ", dev pages only (never in -train): heading -> text under it",
-                   "train": ", minus the dev pages"}[split]
+                   "train": ", minus the dev pages and pairs repeating a dev passage"}[split]
 
 
 def build(lang: str, root: Path, english: dict[str, str] | None) -> Collection:
@@ -147,12 +147,25 @@ def build(lang: str, root: Path, english: dict[str, str] | None) -> Collection:
 
 def text_collection(lang: str, pages: dict[str, Page], train_only: bool = False) -> Collection:
     """Page texts as the corpus and their pairs as ``train_pairs``; with ``train_only`` the dev pages
-    are left out (``libreoffice-help-{lang}-train``)."""
+    are left out (``libreoffice-help-{lang}-train``), and so are the pairs of other pages whose passage
+    is word for word a dev passage (boilerplate such as "Return value:" -> "Double" repeats across
+    pages: trained on, it would be remembered, not retrieved, on dev)."""
     kept = {page: p for page, p in pages.items() if not (train_only and is_dev_page(page))}
+    leaked = dev_passages(pages) if train_only else set()
     return Collection(name=f"libreoffice-help-{lang}{'-train' if train_only else ''}", lang=lang,
                       corpus={page: p.text for page, p in kept.items()}, queries={}, qrels={},
                       source=source(lang, "train" if train_only else None), licence=LICENCE,
-                      train_pairs=[pair for p in kept.values() for pair in p.pairs], kind="text")
+                      train_pairs=[pair for p in kept.values() for pair in p.pairs if _norm(pair[1]) not in leaked],
+                      kind="text")
+
+
+def dev_passages(pages: dict[str, Page]) -> set[str]:
+    """Whitespace-normalised passages of the dev pages' pairs."""
+    return {_norm(body) for page, p in pages.items() if is_dev_page(page) for _, body in p.pairs}
+
+
+def _norm(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
 
 
 def dev_collection(lang: str, pages: dict[str, Page]) -> Collection:

@@ -18,7 +18,8 @@ cosine x 20 (both vectors L2-normalised, so the FLOPS term no longer trades off 
 
 Pocket data: LibreOffice help pages aligned across languages by file name. English side: the page
 title (query) and the page text without its title line (passage); target side: the target page's
-title (query). Pages whose title is untranslated are skipped. Hard negatives: the English passage
+title (query). Pages whose title is untranslated are skipped, and so are the dev pages
+(``libreoffice.is_dev_page``). Hard negatives: the English passage
 with the highest lexical overlap with the English query (``base.lexical_negatives``). A caller can
 pass its own rows as ``extra["aligned"] = [(english_query, english_passage, target_query), ...]``.
 English text goes through the target tokenizer (the only vocabulary the model has after transfer).
@@ -125,6 +126,8 @@ def aligned_rows(lang: str) -> list[tuple[str, str, str]]:
     en_titles, tgt_titles = page_titles("en"), page_titles(lang)
     rows = []
     for page in sorted(english.keys() & target.keys()):
+        if libreoffice.is_dev_page(page):  # held out for libreoffice-help-{lang}-dev: never trained on
+            continue
         en_title, tgt_title = en_titles.get(page, ""), tgt_titles.get(page, "")
         if en_title and tgt_title and en_title != tgt_title:
             rows.append((en_title, _drop_title(english[page], en_title), tgt_title))
