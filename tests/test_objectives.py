@@ -123,11 +123,10 @@ def test_clear_aligned_rows_from_libreoffice_help() -> None:
     for en_title, en_text, ko_title in rows[:200]:
         assert en_title != ko_title and en_text and not en_text.lower().startswith(en_title.lower() + "\n")
     assert any(any("\uac00" <= ch <= "\ud7a3" for ch in r[2]) for r in rows)  # Hangul in target titles
-    from harness.data import load_collection
+    from harness.objectives.clear import aligned_pages
 
-    english = load_collection("libreoffice-help-en").corpus
-    dev_texts = [text for page, text in english.items() if libreoffice.is_dev_page(page)]
-    assert dev_texts and not any(text.endswith(r[1]) for r in rows for text in dev_texts)  # dev pages held out
+    pages = aligned_pages("ko")
+    assert list(pages.values()) == rows and not any(libreoffice.is_dev_page(p) for p in pages)  # dev held out
 
 
 # ----------------------------------------------------------------------------------------------

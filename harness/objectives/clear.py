@@ -114,7 +114,12 @@ class ClearObjective(Objective):
 # Pocket data: LibreOffice help aligned by file name
 # ----------------------------------------------------------------------------------------------
 def aligned_rows(lang: str) -> list[tuple[str, str, str]]:
-    """(English title, English page text without the title line, target title) per aligned page."""
+    """(English title, English page text without the title lines, target title) per aligned page."""
+    return list(aligned_pages(lang).values())
+
+
+def aligned_pages(lang: str) -> dict[str, tuple[str, str, str]]:
+    """{page: aligned row} of the training pages (the dev pages are held out) translated into ``lang``."""
     from harness.data import libreoffice, load_collection
 
     if lang not in libreoffice.PACKAGES or lang == "en":
@@ -124,14 +129,14 @@ def aligned_rows(lang: str) -> list[tuple[str, str, str]]:
     english = load_collection("libreoffice-help-en").corpus
     target = load_collection(f"libreoffice-help-{lang}").corpus  # translated pages only
     en_titles, tgt_titles = page_titles("en"), page_titles(lang)
-    rows = []
+    rows = {}
     for page in sorted(english.keys() & target.keys()):
         if libreoffice.is_dev_page(page):  # held out for libreoffice-help-{lang}-dev: never trained on
             continue
         en_title, tgt_title = en_titles.get(page, ""), tgt_titles.get(page, "")
         if en_title and tgt_title and en_title != tgt_title:
-            rows.append((en_title, _drop_title(english[page], en_title), tgt_title))
-    return [r for r in rows if r[1]]
+            rows[page] = (en_title, _drop_title(english[page], en_title), tgt_title)
+    return {page: row for page, row in rows.items() if row[1]}
 
 
 def page_titles(lang: str) -> dict[str, str]:
@@ -150,6 +155,10 @@ def page_titles(lang: str) -> dict[str, str]:
 
 
 def _drop_title(text: str, title: str) -> str:
-    """The page text without a first line equal to the title (the query must not be in the passage)."""
-    first, _, rest = text.partition("\n")
-    return rest.strip() if first.strip().lower() == title.lower() else text
+    """The page text without its first lines while they equal the title (the query must not be in the
+    passage; some pages repeat the title as their first heading)."""
+    while True:
+        first, _, rest = text.partition("\n")
+        if first.strip().lower() != title.lower():
+            return text
+        text = rest.strip()
