@@ -230,6 +230,30 @@ def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: i
         sys.exit(1)
 
 
+@main.command("tune")
+@click.argument("config", default="pocket")
+@click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", default="leaderboards", show_default=True, type=click.Path(file_okay=False))
+@click.option("--name", default=None, help="report file stem (default: <profile>-tuning)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--workers", type=int, default=1, show_default=True, help="parallel worker processes")
+@user_errors
+def tune_cmd(config: str, runs_dir: str, out_dir: str, name: str | None, overrides: tuple[str, ...],
+             workers: int) -> None:
+    """Choose the training recipe on the dev collections: every recipe of CONFIG's tune.grid, fine-tuned
+    and scored on dev, then leaderboards/<profile>-tuning.md with the pick."""
+    import shlex
+    from pathlib import Path
+
+    from harness.device import device_name
+    from harness.runs import git_commit
+    from harness.tune import tune
+
+    header = {"command": shlex.join(["harness", *sys.argv[1:]]), "commit": git_commit(), "machine": device_name()}
+    tune(config, runs_dir=runs_dir, out_dir=out_dir, name=name or f"{Path(config).stem}-tuning", overrides=overrides,
+         workers=workers, header=header, echo=click.echo)
+
+
 @main.command("leaderboard")
 @click.option("--runs", "runs_dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", default="leaderboards", show_default=True, type=click.Path(file_okay=False))

@@ -18,7 +18,8 @@ SETTINGS = ("zero-shot", "fine-tuned")
 DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset")  # names with {lang}, resolved per run
 # Keys added after records existed: unset, they stay out of the run id, so those records still match.
 OMITTED_WHEN_UNSET = ("train.eval_dataset",)
-GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models")  # describe a sweep, not a single run
+GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models",  # describe a sweep, not a single run
+             "tune.grid", "tune.methods", "tune.languages", "tune.seeds", "tune.dataset", "tune.metric")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ BASE_SCHEMA: dict[str, Key] = {
     "settings": Key(list, list(SETTINGS), "sweep: settings"),
     "source_models": Key(list, [], "sweep: source models, each run as source_model (empty: source_model alone)"),
     "baseline_method": Key(str, "random", "method the significance tests compare against"),
+    "tune.grid": Key(dict, {}, "harness tune: {config key: [values]}, every combination is one recipe tried on dev"),
+    "tune.methods": Key(list, ["random", "sembridge"], "harness tune: methods whose dev scores choose the recipe"),
+    "tune.languages": Key(list, ["ko"], "harness tune: languages whose dev scores choose the recipe"),
+    "tune.seeds": Key(list, [0], "harness tune: seeds per recipe"),
+    "tune.dataset": Key(str, "libreoffice-help-{lang}-dev", "harness tune: the dev collection ({lang} is replaced); never a test collection"),
+    "tune.metric": Key(str, "ndcg@10", "harness tune: the metric that picks the recipe"),
     "method_params": Key(dict, {}, "per-method parameter overrides: {method: {param: value}}"),
     "device": Key(str, "auto", "auto, cpu or cuda"),
     "encode.batch_size": Key(int, 32, "texts per encoder batch"),

@@ -115,7 +115,13 @@ def _quiet(message: str) -> None:
 def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers: int = 1, echo: Echo = print,
           fail_fast: bool = False) -> SweepSummary:
     """Run every cell of ``config`` (a profile name or YAML path), skipping recorded ones."""
-    cells = plan_cells(config, overrides)
+    return run_cells(plan_cells(config, overrides), runs_dir=runs_dir, workers=workers, echo=echo,
+                     fail_fast=fail_fast)
+
+
+def run_cells(cells: list[Cell], *, runs_dir: str, workers: int = 1, echo: Echo = print,
+              fail_fast: bool = False) -> SweepSummary:
+    """Run planned cells (a sweep's, or a tuning grid's) with the sweep's skip, failure and worker rules."""
     summary = SweepSummary(total=len(cells))
     for cell in [c for c in cells if c.error]:
         folder = RunDir.for_config(runs_dir, cell.run)

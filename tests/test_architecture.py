@@ -25,7 +25,7 @@ LAYERS = [
     ["harness.evaluate"],                                                                     # evaluate
     ["harness.runs"],                                                                         # record
     ["harness.tables", "harness.report"],                                                     # report
-    ["harness.pipeline", "harness.references", "harness.sweep", "harness.cli"],              # runners
+    ["harness.pipeline", "harness.references", "harness.sweep", "harness.tune", "harness.cli"],  # runners
 ]
 
 

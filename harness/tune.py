@@ -1,0 +1,188 @@
+"""`harness tune`: choose the training recipe on the dev collections, never on a test collection.
+
+The profile's ``tune.*`` keys name the grid (``tune.grid``: {config key: [values]}), the methods and
+languages whose dev scores decide (``tune.methods``, ``tune.languages``), the seeds, and the dev
+collection (``tune.dataset``, by default ``libreoffice-help-{lang}-dev``). Every combination x method x
+language x seed is one fine-tuned run on that dev collection (its final score and its curve points are
+dev scores), recorded like any other run, so an interrupted tune resumes where it stopped.
+
+Fairness rule: one recipe for every method of the profile, the combination with the best mean dev score
+over all tuned methods and languages. The report (``leaderboards/<name>.md``) gives the grid, each
+combination's dev scores, the convergence check on each curve (gain over the last 25% of steps), the
+pick, and what the search cost.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.config import check_value, load_config
+from harness.runs import RunDir
+from harness.util import Echo, HarnessError, write_text_atomic
+
+CONVERGED_GAIN = 0.005  # a curve gaining less than this over its last 25% of steps has converged
+
+
+@dataclass
+class Trial:
+    """One recipe (``combo``: config key -> value) for one method, language and seed."""
+
+    combo: dict[str, Any]
+    method: str
+    lang: str
+    seed: int
+    run: dict[str, Any]
+
+    @property
+    def recipe(self) -> str:
+        return ", ".join(f"{k}={_show(v)}" for k, v in self.combo.items()) or "(profile defaults)"
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else json.dumps(value)
+
+
+def combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, each checked against the config schema."""
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise HarnessError(f"tune.grid: '{key}' needs a non-empty list of values, got {values!r}")
+        for value in values:
+            check_value(key, value)
+    keys = sorted(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def plan_trials(profile: str, overrides: Sequence[str] = ()) -> list[Trial]:
+    """The fine-tuned dev runs of the profile's tuning grid."""
+    from harness.pipeline import plan_runs
+
+    config = load_config(profile, list(overrides))
+    dataset = config["tune.dataset"]
+    if "{lang}" in config["train_dataset"] and dataset.endswith("-dev") and \
+            config["train_dataset"] == dataset[: -len("-dev")]:
+        raise HarnessError(f"train_dataset '{config['train_dataset']}' holds the pages of the dev collection "
+                           f"'{dataset}': set train_dataset={dataset[: -len('-dev')]}-train")
+    trials = []
+    for combo in combinations(config["tune.grid"]):
+        extra = [*overrides, *(f"{k}={json.dumps(v)}" for k, v in combo.items()), f"dataset={dataset}"]
+        for method in config["tune.methods"]:
+            for lang in config["tune.languages"]:
+                for seed in config["tune.seeds"]:
+                    run = plan_runs(profile, extra, method=method, lang=lang, seed=seed, settings=["fine-tuned"])[0]
+                    trials.append(Trial(combo, method, lang, seed, run))
+    return trials
+
+
+def tune(profile: str, *, runs_dir: str, out_dir: str, name: str, overrides: Sequence[str] = (),
+         workers: int = 1, header: dict[str, Any] | None = None, echo: Echo = print) -> Path:
+    """Run (or find) every trial, then write ``<out_dir>/<name>.md``; returns its path."""
+    from harness.sweep import Cell, run_cells
+
+    config = load_config(profile, list(overrides))
+    trials = plan_trials(profile, overrides)
+    cells = [Cell(t.method, t.lang, t.seed, "fine-tuned", run=t.run) for t in trials]
+    summary = run_cells(cells, runs_dir=runs_dir, workers=workers, echo=echo)
+    text = tuning_markdown(trials, runs_dir, config, header or {}, failed=len(summary.failed))
+    path = Path(out_dir) / f"{name}.md"
+    write_text_atomic(path, text)
+    echo(f"{path}: {pick_line(trials, runs_dir, config['tune.metric'])}")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the trials back
+# --------------------------------------------------------------------------------------------
+def recorded(trial: Trial, runs_dir: str) -> dict[str, Any] | None:
+    return RunDir.for_config(runs_dir, trial.run).recorded()
+
+
+def last_quarter_gain(curve: list[dict[str, Any]], metric: str) -> float | None:
+    """Metric at the last point minus the metric at 75% of the steps (interpolated)."""
+    points = [(p["step"], p[metric]) for p in curve if metric in p]
+    if len(points) < 2:
+        return None
+    return points[-1][1] - value_at(points, 0.75 * points[-1][0])
+
+
+def value_at(points: list[tuple[float, float]], step: float) -> float:
+    """Linear interpolation of a curve at ``step``."""
+    for (s0, v0), (s1, v1) in zip(points, points[1:]):
+        if s0 <= step <= s1:
+            return v0 if s1 == s0 else v0 + (v1 - v0) * (step - s0) / (s1 - s0)
+    return points[-1][1] if step > points[-1][0] else points[0][1]
+
+
+def scores(trials: list[Trial], runs_dir: str, metric: str) -> dict[str, dict[tuple[str, str], list[float]]]:
+    """recipe -> (method, lang) -> the dev scores of its seeds (recorded trials only)."""
+    out: dict[str, dict[tuple[str, str], list[float]]] = {}
+    for t in trials:
+        record = recorded(t, runs_dir)
+        if record is not None:
+            out.setdefault(t.recipe, {}).setdefault((t.method, t.lang), []).append(record["metrics"][metric])
+    return out
+
+
+def pick(trials: list[Trial], runs_dir: str, metric: str) -> tuple[str, float] | None:
+    """The recipe with the best mean dev score over every tuned method and language (complete recipes only)."""
+    wanted = {(t.method, t.lang) for t in trials}
+    means = {recipe: _mean([_mean(v) for v in cells.values()])
+             for recipe, cells in scores(trials, runs_dir, metric).items() if set(cells) == wanted}
+    if not means:
+        return None
+    best = max(sorted(means), key=means.__getitem__)
+    return best, means[best]
+
+
+def pick_line(trials: list[Trial], runs_dir: str, metric: str) -> str:
+    chosen = pick(trials, runs_dir, metric)
+    return f"pick: {chosen[0]} (mean dev {metric} {chosen[1]:.4f})" if chosen else "pick: none (no recipe complete)"
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+def tuning_markdown(trials: list[Trial], runs_dir: str, config: dict[str, Any], header: dict[str, Any],
+                    failed: int = 0) -> str:
+    from tabulate import tabulate
+
+    metric = config["tune.metric"]
+    cols = sorted({(t.method, t.lang) for t in trials})
+    table = scores(trials, runs_dir, metric)
+    rows, seconds, gains = [], 0.0, {}
+    for t in trials:
+        record = recorded(t, runs_dir)
+        if record is not None:
+            seconds += sum(record.get("timing", {}).values())
+            gains.setdefault(t.recipe, {}).setdefault((t.method, t.lang), []).append(
+                last_quarter_gain(record.get("curve") or [], metric))
+    for recipe in dict.fromkeys(t.recipe for t in trials):
+        cells = table.get(recipe, {})
+        row = [recipe] + [f"{_mean(cells[c]):.4f}" if c in cells else "–" for c in cols]
+        row.append(f"{_mean([_mean(v) for v in cells.values()]):.4f}" if set(cells) == set(cols) else "–")
+        gain = [g for c in cols for g in gains.get(recipe, {}).get(c, []) if g is not None and c[0] == "random"]
+        row.append(f"{max(gain):+.4f}" if gain else "–")
+        rows.append(row)
+    headers = ["recipe", *(f"{m} {lang}" for m, lang in cols), "mean", "random: gain in last 25%"]
+    lines = ["# Tuning the training recipe on dev", ""]
+    lines += [f"- {k}: `{v}`" for k, v in sorted(header.items())]
+    lines += [f"- dev collection: `{config['tune.dataset']}` (held out from `train_dataset` "
+              f"`{config['train_dataset']}`); test collections are never looked at",
+              f"- grid: {', '.join(f'`{k}` in {json.dumps(v)}' for k, v in sorted(config['tune.grid'].items()))}",
+              f"- methods x languages x seeds: {', '.join(config['tune.methods'])} x "
+              f"{', '.join(config['tune.languages'])} x seeds {', '.join(map(str, config['tune.seeds']))}",
+              f"- trials: {len(trials)} ({sum(1 for t in trials if recorded(t, runs_dir))} recorded, {failed} failed); "
+              f"cost: {seconds / 3600:.2f} h of run time on this machine",
+              f"- fairness rule: one recipe for every method, the best mean dev {metric} over all tuned methods "
+              f"and languages; a curve has converged when it gains < {CONVERGED_GAIN} over its last 25% of steps",
+              "", f"## Dev {metric}", "",
+              tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), "",
+              pick_line(trials, runs_dir, metric), ""]
+    return "\n".join(lines)

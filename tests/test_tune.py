@@ -1,0 +1,92 @@
+"""`harness tune`: the recipe grid runs on the dev collection, resumes, and picks by the fairness rule."""
+from __future__ import annotations
+
+import pytest
+
+from harness import pipeline
+from harness.evaluate import EvalResult
+from harness.runs import RunDir, write_record
+from harness.util import HarnessError
+
+PROFILE = """\
+profile: tinytune
+train_dataset: libreoffice-help-{lang}-train
+train:
+  steps: 40
+tune:
+  grid: {train.lr: [1.0e-5, 1.0e-4], train.batch_size: [8, 16]}
+  methods: [random, sembridge]
+  languages: [ko, ja]
+  seeds: [0]
+"""
+
+
+@pytest.fixture
+def profile(tmp_path):
+    path = tmp_path / "tinytune.yaml"
+    path.write_text(PROFILE)
+    return str(path)
+
+
+@pytest.fixture
+def fake_execute(monkeypatch):
+    """Records through the real write_record: dev score grows with lr; sembridge beats random by 0.1."""
+    calls = []
+
+    def execute(run, *, runs_dir, force=False, echo=print):
+        calls.append((run["method"], run["lang"], run["train.lr"], run["train.batch_size"], run["dataset"]))
+        score = 0.3 + 1000 * run["train.lr"] + (0.1 if run["method"] == "sembridge" else 0.0)
+        score -= 0.01 * (run["train.batch_size"] == 16)
+        curve = [{"step": s, "ndcg@10": score * s / 40} for s in (0, 20, 30, 40)]
+        evaluation = EvalResult(mean={"ndcg@10": score}, per_query={"ndcg@10": {"q1": score}}, n_queries=1,
+                                metrics=("ndcg@10",))
+        return write_record(RunDir.for_config(runs_dir, run), run, evaluation, {"q1": {"d1": 1.0}},
+                            {"train": 2.0, "evaluate": 1.0}, extra={"curve": curve})
+
+    monkeypatch.setattr(pipeline, "execute", execute)
+    return calls
+
+
+def test_trials_are_dev_runs_of_every_combination(profile):
+    from harness.tune import plan_trials
+
+    trials = plan_trials(profile)
+    assert len(trials) == 4 * 2 * 2
+    assert {t.run["dataset"] for t in trials} == {"libreoffice-help-ko-dev", "libreoffice-help-ja-dev"}
+    assert {t.run["setting"] for t in trials} == {"fine-tuned"}
+    assert {(t.run["train.lr"], t.run["train.batch_size"]) for t in trials} == {
+        (1e-5, 8), (1e-5, 16), (1e-4, 8), (1e-4, 16)}
+    assert len({RunDir.for_config("runs", t.run).id for t in trials}) == 16
+
+
+def test_tune_picks_one_recipe_and_resumes(profile, tmp_path, fake_execute):
+    from harness.tune import tune
+
+    out = tune(profile, runs_dir=str(tmp_path / "runs"), out_dir=str(tmp_path / "lb"), name="tinytune-tuning",
+               echo=lambda _: None)
+    text = out.read_text()
+    assert len(fake_execute) == 16
+    assert "pick: train.batch_size=8, train.lr=0.0001 (mean dev ndcg@10 0.4500)" in text
+    assert "| train.batch_size=8, train.lr=1e-05 " in text and "0.3100" in text  # random ko at lr 1e-5
+    assert "random: gain in last 25%" in text and "+0.1000" in text  # 0.4 - 0.4 * 30/40 for the best random
+    assert "cost: 0.01 h" in text and "trials: 16 (16 recorded, 0 failed)" in text
+    tune(profile, runs_dir=str(tmp_path / "runs"), out_dir=str(tmp_path / "lb"), name="tinytune-tuning",
+         echo=lambda _: None)
+    assert len(fake_execute) == 16  # recorded trials are not run again
+    assert out.read_text() == text
+
+
+def test_tune_refuses_training_on_the_dev_pages(profile):
+    from harness.tune import plan_trials
+
+    with pytest.raises(HarnessError, match="holds the pages of the dev collection.*train_dataset=libreoffice-help-"):
+        plan_trials(profile, ["train_dataset=libreoffice-help-{lang}"])
+
+
+def test_bad_grid_is_one_clear_error(profile):
+    from harness.tune import plan_trials
+
+    with pytest.raises(HarnessError, match="unknown config key 'train.lrr'.*did you mean 'train.lr'"):
+        plan_trials(profile, ["tune.grid={train.lrr: [1]}"])
+    with pytest.raises(HarnessError, match="needs a non-empty list"):
+        plan_trials(profile, ["tune.grid={train.lr: 0.1}"])
