@@ -17,7 +17,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SETTINGS = ("zero-shot", "fine-tuned")
 DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset")  # names with {lang}, resolved per run
 # Keys added after records existed: unset, they stay out of the run id, so those records still match.
-OMITTED_WHEN_UNSET = ("train.eval_dataset",)
+OMITTED_WHEN_UNSET = ("train.eval_dataset", "train.schedule", "train.warmup_steps")
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models",  # describe a sweep, not a single run
              "tune.grid", "tune.methods", "tune.languages", "tune.seeds", "tune.dataset", "tune.metric")
 
@@ -70,6 +70,11 @@ BASE_SCHEMA: dict[str, Key] = {
     "train.batch_size": Key(int, 8, "pairs per (global) batch; each adds its hard negatives"),
     "train.lr": Key(float, 2e-5, "peak learning rate (linear warm-up, then linear decay to 0; 1e-4 collapsed a mean-initialised ko model)"),
     "train.warmup_ratio": Key(float, 0.1, "fraction of steps with linear learning-rate warm-up"),
+    "train.warmup_steps": Key(int, None, "warm-up steps (instead of train.warmup_ratio): a longer budget then "
+                              "continues the same run, so its curve prefix is the shorter budget's run", True),
+    "train.schedule": Key(str, None, "learning rate after warm-up: linear (decay to 0 at the last step; the "
+                          "default), constant (no decay: a curve flattens only when the model converges) or "
+                          "cosine (to 0)", True, choices=("linear", "constant", "cosine")),
     "train.eval_dataset": Key(str, None, "test collection of the curve points during training ({lang} is replaced); "
                               "default: the run's dataset (a cheaper tier, e.g. miracl-{lang}-lite, keeps them affordable)", True),
     "train.eval_every": Key(int, 30, "evaluate every N steps (the convergence curve; also at step 0 and the last step)"),

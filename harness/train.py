@@ -32,6 +32,7 @@ first batch of the data order, encoded in eval mode).
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -290,7 +291,8 @@ def _splade_module_class() -> type:
 
 
 def _optimizer(run: dict[str, Any], model: Any) -> tuple[Any, Any]:
-    """AdamW (no decay on biases and LayerNorm) + linear warm-up then linear decay to 0."""
+    """AdamW (no decay on biases and LayerNorm) + linear warm-up, then ``train.schedule``: linear decay to 0
+    (the default), constant, or cosine to 0."""
     import torch
 
     decay, plain = [], []
@@ -300,12 +302,17 @@ def _optimizer(run: dict[str, Any], model: Any) -> tuple[Any, Any]:
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": run.get("train.weight_decay", 0.01)},
                                    {"params": plain, "weight_decay": 0.0}], lr=run["train.lr"])
     total = run["train.steps"]
-    warm = int(run["train.warmup_ratio"] * total)
+    warm = run.get("train.warmup_steps")
+    warm = int(run["train.warmup_ratio"] * total) if warm is None else warm
+    schedule = run.get("train.schedule") or "linear"
 
     def factor(step: int) -> float:
         if step < warm:
             return (step + 1) / (warm + 1)
-        return max(0.0, (total - step) / max(1, total - warm))
+        if schedule == "constant":
+            return 1.0
+        left = max(0.0, (total - step) / max(1, total - warm))
+        return left if schedule == "linear" else 0.5 * (1.0 - math.cos(math.pi * left))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
