@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from harness.evaluate import DEFAULT_METRICS
-from harness.tables import (MARK, SETTING_ORDER, WORSE_MARK, Cell, Column, Entry, Records, Table, add_significance,
-                            assign_labels, build_table, load_records, row_average, settings_of)
+from harness.tables import (FRACTIONS, MARK, SETTING_ORDER, WORSE_MARK, Cell, Column, Entry, Records, Table,
+                            add_significance, assign_labels, build_table, convergence, curve_groups, load_records,
+                            mean_curve, row_average, settings_of)
 from harness.util import write_text_atomic
 
 SETTING_SHORT = {"zero-shot": "ZS", "fine-tuned": "FT"}
@@ -145,7 +146,7 @@ def markdown(tables: list[Table], records: Records, notes: list[str], header: di
         lines += [f"## {metric_name(table.metric)}", "",
                   tabulate(rows, headers=header_names(table), tablefmt="github", disable_numparse=True), "",
                   caption(table, test, correction), "", seed_coverage(table), ""]
-    lines += convergence_markdown(records.entries)
+    lines += convergence_markdown(records.entries, tables[0].metric, tables[0].baseline_method) if tables else []
     lines += [f"![{p.stem}]({p.name})" for p in plots] + ([""] if plots else [])
     lines += missing_markdown(grid, records) if grid else []
     lines += footer_markdown(records, notes)
@@ -189,25 +190,25 @@ def record_commits(entries: list[Entry]) -> list[str]:
     return sorted({c[:12] + ("-dirty" if c.endswith("-dirty") else "") for c in commits})
 
 
-def convergence_markdown(entries: list[Entry]) -> list[str]:
-    """Steps to reach 95% of the final score (fine-tuned records that report it), mean over seeds."""
+def convergence_markdown(entries: list[Entry], metric: str, baseline_method: str) -> list[str]:
+    """Per language: each system's mean curve at 10/25/50/100% of the budget, its area under the curve
+    (mean score over the budget) and the steps it needs to reach the baseline's final score."""
     from tabulate import tabulate
 
-    values: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for e in entries:
-        if e.record.get("steps_to_95") is not None:
-            values[(e.label, e.record["lang"])].append(float(e.record["steps_to_95"]))
-    if not values:
-        return []
-    langs = sorted({lang for _, lang in values})
-    rows = [[label] + [fmt(_mean_or_none(values.get((label, lang))), 0) for lang in langs]
-            for label in sorted({label for label, _ in values})]
-    return ["## Steps to 95% of the final score", "",
-            tabulate(rows, headers=["system", *langs], tablefmt="github", disable_numparse=True), ""]
-
-
-def _mean_or_none(values: list[float] | None) -> float | None:
-    return sum(values) / len(values) if values else None
+    rows = convergence(entries, metric, baseline_method)
+    lines = []
+    for (lang, dataset) in sorted({(r.lang, r.dataset) for r in rows}):
+        group = [r for r in rows if (r.lang, r.dataset) == (lang, dataset)]
+        body = [[r.label, str(r.seeds), str(r.budget), *(fmt(r.at[f]) for f in FRACTIONS), fmt(r.auc),
+                 "never" if r.reaches_baseline is None else str(r.reaches_baseline)] for r in group]
+        headers = ["system", "seeds", "budget", *(f"@{f:.0%}" for f in FRACTIONS), "AUC",
+                   f"steps to {baseline_method}'s final"]
+        lines += [f"## Convergence: {metric_name(metric)} on {dataset} during fine-tuning ({lang})", "",
+                  tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), "",
+                  f"Mean over seeds at 10/25/50/100% of the budget (interpolated between curve points); AUC = "
+                  f"mean score over the budget; the last column is the first curve step at which the mean "
+                  f"curve reaches {baseline_method}'s final score (\"never\" if it does not).", ""]
+    return lines
 
 
 def footer_markdown(records: Records, notes: list[str]) -> list[str]:
@@ -327,40 +328,35 @@ def save_png(fig: Any, path: Path) -> Path:
     return path
 
 
-def mean_curve(curves: list[list[dict[str, Any]]], metric: str) -> list[tuple[float, float, float]]:
-    """(step, mean wall seconds, mean metric) at the steps every seed's curve reports."""
-    by_step = [{int(p["step"]): p for p in c if p.get(metric) is not None} for c in curves]
-    steps = sorted(set(by_step[0]).intersection(*by_step[1:])) if by_step else []
-    n = len(by_step)
-    return [(s, sum(float(b[s].get("wall_seconds", 0.0)) for b in by_step) / n,
-             sum(float(b[s][metric]) for b in by_step) / n) for s in steps]
+# Okabe & Ito's colour-blind-safe palette
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
 
 
 def color_map(labels: Iterable[str]) -> dict[str, str]:
-    """One fixed colour per system across all plots (matplotlib's default cycle, by sorted label)."""
-    return {label: f"C{i % 10}" for i, label in enumerate(sorted(set(labels)))}
+    """One fixed colour per system across all plots (a colour-blind-safe palette, by sorted label)."""
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(sorted(set(labels)))}
 
 
 def convergence_plots(entries: list[Entry], metric: str, out_dir: Path, name: str,
                       colors: dict[str, str]) -> list[Path]:
-    """One PNG per (language, dataset): metric vs step and vs wall time, one line per system."""
-    curves: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for e in entries:
-        if e.record.get("curve"):
-            curves[(e.record["lang"], e.record["dataset"])][e.label].append(e.record["curve"])
+    """One PNG per (language, curve collection): metric vs step and vs wall time, one line per system
+    (mean over seeds, with a mean +- sd band)."""
     paths = []
-    for (lang, dataset), systems in sorted(curves.items()):
+    for (lang, dataset), systems in sorted(curve_groups(entries).items()):
         plt = _pyplot()
         fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(10, 4))
         for label in sorted(systems):
             points = mean_curve(systems[label], metric)
-            style = dict(marker="o", label=label, color=colors[label])
-            by_step.plot([p[0] for p in points], [p[2] for p in points], **style)
-            by_time.plot([p[1] for p in points], [p[2] for p in points], **style)
+            style = dict(marker="o", markersize=3, label=label, color=colors[label])
+            low, high = [p[2] - p[3] for p in points], [p[2] + p[3] for p in points]
+            for axis, x in ((by_step, [p[0] for p in points]), (by_time, [p[1] for p in points])):
+                axis.plot(x, [p[2] for p in points], **style)
+                if len(systems[label]) > 1:  # the band: mean +- sd over seeds
+                    axis.fill_between(x, low, high, color=colors[label], alpha=0.15, linewidth=0)
         by_step.set(xlabel="step", ylabel=metric_name(metric), title=f"{dataset}: {metric_name(metric)} vs step")
         by_time.set(xlabel="wall time (s)", title="vs wall time")
-        by_step.legend(fontsize=7)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 0.8, 1))
+        by_time.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # outside the data
         paths.append(save_png(fig, out_dir / f"{name}-convergence-{_slug(lang)}-{_slug(dataset)}.png"))
     return paths
 

@@ -234,3 +234,76 @@ def row_average(table: Table, row: str, setting: str) -> float | None:
 
 def settings_of(table: Table) -> list[str]:
     return sorted({c.setting for c in table.columns}, key=lambda s: (SETTING_ORDER.get(s, 9), s))
+
+
+# --------------------------------------------------------------------------------------------
+# Convergence of the fine-tuned curves
+# --------------------------------------------------------------------------------------------
+FRACTIONS = (0.1, 0.25, 0.5, 1.0)  # points of the budget the convergence table reports
+
+
+def mean_curve(curves: list[list[dict[str, Any]]], metric: str) -> list[tuple[float, float, float, float]]:
+    """(step, mean wall seconds, mean metric, sd of the metric over seeds) at the steps every seed's curve reports."""
+    by_step = [{int(p["step"]): p for p in c if p.get(metric) is not None} for c in curves]
+    steps = sorted(set(by_step[0]).intersection(*by_step[1:])) if by_step else []
+    n = len(by_step)
+    out = []
+    for s in steps:
+        values = [float(b[s][metric]) for b in by_step]
+        mean = sum(values) / n
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+        out.append((s, sum(float(b[s].get("wall_seconds", 0.0)) for b in by_step) / n, mean, sd))
+    return out
+
+
+def interpolate(points: list[tuple[float, float]], step: float) -> float:
+    """The curve's value at ``step``, linear between its points (its ends beyond them)."""
+    for (s0, v0), (s1, v1) in zip(points, points[1:]):
+        if s0 <= step <= s1:
+            return v0 if s1 == s0 else v0 + (v1 - v0) * (step - s0) / (s1 - s0)
+    return points[-1][1] if step > points[-1][0] else points[0][1]
+
+
+@dataclass
+class Convergence:
+    """One system's mean fine-tuning curve on one collection, summarised."""
+
+    label: str
+    lang: str
+    dataset: str
+    seeds: int
+    budget: int
+    at: dict[float, float]  # fraction of the budget -> mean metric there
+    auc: float  # mean metric over the budget (area under the curve / budget)
+    reaches_baseline: int | None  # first curve step at which it reaches the baseline's final score
+
+
+def curve_groups(entries: list[Entry]) -> dict[tuple[str, str], dict[str, list[list[dict[str, Any]]]]]:
+    """(lang, dataset of the curve points) -> label -> one curve per seed, from fine-tuned records."""
+    groups: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for e in entries:
+        if e.record.get("curve"):
+            where = e.config.get("train.eval_dataset") or e.record["dataset"]
+            groups[(e.record["lang"], where)][e.label].append(e.record["curve"])
+    return groups
+
+
+def convergence(entries: list[Entry], metric: str, baseline_method: str) -> list[Convergence]:
+    """Per language and curve collection: each system's score at 10/25/50/100% of its budget, its area
+    under the curve, and the first step at which it reaches the baseline method's final score."""
+    baselines = {e.label for e in entries if e.record["method"] == baseline_method}
+    out = []
+    for (lang, dataset), systems in sorted(curve_groups(entries).items()):
+        curves = {label: mean_curve(c, metric) for label, c in systems.items()}
+        curves = {label: points for label, points in curves.items() if points}
+        base = [curves[b][-1][2] for b in baselines if b in curves]
+        target = base[0] if len(base) == 1 else None
+        for label, points in sorted(curves.items()):
+            xy = [(p[0], p[2]) for p in points]
+            budget = xy[-1][0]
+            area = sum((s1 - s0) * (v0 + v1) / 2 for (s0, v0), (s1, v1) in zip(xy, xy[1:]))
+            reach = next((int(s) for s, v in xy if target is not None and v >= target), None)
+            out.append(Convergence(label, lang, dataset, len(systems[label]), int(budget),
+                                   {f: interpolate(xy, f * budget) for f in FRACTIONS},
+                                   area / budget if budget else xy[-1][1], reach))
+    return out

@@ -98,7 +98,11 @@ def test_table_contents(runs, tmp_path):
     assert rows["mean"][2] == f"{avg:.3f}"
     assert "commit: `abc123`" in md and "command: `harness leaderboard`" in md
     assert "## Failed cells" in md and "focus" in md and "boom / bad plan" in md
-    assert "## R@100" in md and "## Steps to 95% of the final score" in md
+    assert "## R@100" in md
+    head, conv = md_table_rows(md, "Convergence: nDCG@10 on gnome-help-ko during fine-tuning (ko)")
+    assert head == ["system", "seeds", "budget", "@10%", "@25%", "@50%", "@100%", "AUC", "steps to random's final"]
+    # sembridge seeds: 0.3 + 0.001 s (seed + 1) at s = 0, 40, 80 -> mean 0.3 + 0.0015 s; no random curve
+    assert conv["sembridge"] == ["2", "80", "0.312", "0.330", "0.360", "0.420", "0.360", "never"]
 
 
 def per_seed_eval(runs_dir):
@@ -329,3 +333,24 @@ def test_grid_coverage_lists_the_missing_cells(runs, tmp_path):
     assert f"- grid: `harness sweep tiny`: {len(ok)} of {len(ok) + 2} cells recorded" in md
     section = md.split("## Cells not recorded yet", 1)[1]
     assert "- zero-shot, seed 0 (1): focus/ja\n- fine-tuned, seed 2 (1): overlap/ko\n" in section
+
+
+def test_convergence_reports_fractions_area_and_steps_to_the_baseline():
+    from harness.tables import Entry, convergence
+
+    def entry(method, seed, values):
+        curve = [{"step": s, "ndcg@10": v} for s, v in zip((0, 20, 40, 80), values)]
+        record = {"method": method, "lang": "ko", "dataset": "d-test", "setting": "fine-tuned", "seed": seed,
+                  "run_id": f"{method}-{seed}", "curve": curve}
+        return Entry(record, {"train.eval_dataset": "d-dev"}, {}, label=method)
+
+    rows = {r.label: r for r in convergence([entry("random", 0, [0.1, 0.2, 0.3, 0.4]),
+                                             entry("sembridge", 0, [0.2, 0.3, 0.4, 0.5]),
+                                             entry("sembridge", 1, [0.2, 0.3, 0.4, 0.5]),
+                                             entry("mean", 0, [0.1, 0.1, 0.1, 0.1])], "ndcg@10", "random")}
+    assert {r.dataset for r in rows.values()} == {"d-dev"}  # the curve's own collection
+    assert rows["sembridge"].reaches_baseline == 40 and rows["random"].reaches_baseline == 80
+    assert rows["mean"].reaches_baseline is None and rows["sembridge"].seeds == 2
+    assert rows["random"].at == pytest.approx({0.1: 0.14, 0.25: 0.2, 0.5: 0.3, 1.0: 0.4})
+    # trapezoids: 20 * .15 + 20 * .25 + 40 * .35 = 22 over a budget of 80
+    assert rows["random"].auc == pytest.approx(22 / 80)
