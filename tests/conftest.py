@@ -28,3 +28,43 @@ def tiny_context():
     bias = torch.randn(len(source), generator=gen)
     return MethodContext(source_tokenizer=source, target_tokenizer=target, source_embeddings=emb,
                          source_bias=bias, lang="ko", seed=0)
+
+
+def fake_pipeline(monkeypatch, outcome):
+    """Replace ``pipeline.execute`` by a model-free stand-in that writes real records.
+
+    ``outcome(run)`` returns (per-query scores {metric: {qid: score}}, extra record fields) or raises;
+    an ok record is reported instead of run again, as the real ``execute`` does. Returns the list of
+    runs executed.
+    """
+    from harness import pipeline
+    from harness.evaluate import EvalResult
+    from harness.runs import RunDir, write_record
+
+    calls = []
+
+    def execute(run, *, runs_dir, force=False, echo=print):
+        calls.append(run)
+        folder = RunDir.for_config(runs_dir, run)
+        if not force and folder.recorded() is not None:
+            return folder.result()
+        per_query, extra = outcome(run)
+        mean = {m: sum(v.values()) / len(v) for m, v in per_query.items()}
+        evaluation = EvalResult(mean=mean, per_query=per_query, n_queries=len(next(iter(per_query.values()))),
+                                metrics=tuple(per_query))
+        ranking = {q: {"d1": 1.0} for q in next(iter(per_query.values()))}
+        return write_record(folder, run, evaluation, ranking, {"train": 2.0, "evaluate": 1.0}, extra=extra)
+
+    monkeypatch.setattr(pipeline, "execute", execute)
+    return calls
+
+
+@pytest.fixture
+def write_profile(tmp_path):
+    """``write_profile(yaml_text, name)`` -> the path of a profile file ``<name>.yaml`` in tmp_path."""
+    def write(text: str, name: str) -> str:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        return str(path)
+
+    return write

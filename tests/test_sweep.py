@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import pipeline
 from harness.evaluate import EvalResult
 from harness.runs import RESULT, RunDir, write_record
-from harness.util import read_json
 from harness.sweep import sweep
-from harness.util import HarnessError
+from harness.util import HarnessError, read_json
+from tests.conftest import fake_pipeline
 
 PROFILE = """\
 profile: tiny
@@ -25,38 +24,23 @@ settings: [zero-shot]
 
 
 @pytest.fixture
-def profile(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(PROFILE)
-    return str(path)
+def profile(write_profile):
+    return write_profile(PROFILE, "tiny")
 
 
 @pytest.fixture
 def fake_execute(monkeypatch):
-    """pipeline.execute without models: records through the real write_record; mean/ja has an invalid plan."""
-    calls = []
-
-    def execute(run, *, runs_dir, force=False, echo=print):
-        calls.append((run["method"], run["lang"], run["seed"], force))
-        folder = RunDir.for_config(runs_dir, run)
-        if not force and folder.recorded() is not None:
-            return folder.result()
+    """pipeline.execute without models, through the real write_record; mean/ja has an invalid plan."""
+    def outcome(run):
         if run["method"] == "mean" and run["lang"] == "ja":
             raise HarnessError("method 'mean' returned an invalid plan: row 3 sums to 0")
-        return write_fake_record(folder, run)
+        return {"ndcg@10": {"q1": 0.5, "q2": 0.25 * (run["seed"] + 1)}}, {}
 
-    monkeypatch.setattr(pipeline, "execute", execute)
-    return calls
+    return fake_pipeline(monkeypatch, outcome)  # the runs executed
 
 
 def iter_results(runs_dir) -> list[dict]:
     return [read_json(p) for p in sorted(Path(runs_dir).glob(f"*/{RESULT}"))]
-
-
-def write_fake_record(folder: RunDir, run: dict) -> dict:
-    scores = {"ndcg@10": {"q1": 0.5, "q2": 0.25 * (run["seed"] + 1)}}
-    evaluation = EvalResult(mean={"ndcg@10": 0.5}, per_query=scores, n_queries=2, metrics=("ndcg@10",))
-    return write_record(folder, run, evaluation, {"q1": {"d1": 1.0}, "q2": {"d2": 1.0}}, {"x": 0.1})
 
 
 def cell_that_kills_its_worker_on_ja(run: dict, runs_dir: str):
@@ -67,7 +51,8 @@ def cell_that_kills_its_worker_on_ja(run: dict, runs_dir: str):
     if run["lang"] == "ja":
         os.kill(os.getpid(), signal.SIGKILL)
     folder = RunDir.for_config(runs_dir, run)
-    write_fake_record(folder, run)
+    evaluation = EvalResult(mean={"ndcg@10": 0.5}, per_query={"ndcg@10": {"q1": 0.5}}, n_queries=1, metrics=("ndcg@10",))
+    write_record(folder, run, evaluation, {"q1": {"d1": 1.0}}, {"x": 0.1})
     return folder.id, "ran", None
 
 
@@ -99,7 +84,7 @@ def test_second_sweep_skips_ok_cells_and_retries_failures(profile, fake_execute,
     fake_execute.clear()
     summary = sweep(profile, runs_dir=runs_dir, echo=lambda _: None)
     assert len(summary.skipped) == 6 and summary.ran == [] and len(summary.failed) == 6
-    assert fake_execute == [("mean", "ja", 0, False), ("mean", "ja", 1, False)]  # a failed record is retried, no force needed
+    assert [(r["method"], r["lang"], r["seed"]) for r in fake_execute] == [("mean", "ja", 0), ("mean", "ja", 1)]  # retried
 
 
 def test_fail_fast_stops_at_first_failure(profile, fake_execute, tmp_path):

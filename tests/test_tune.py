@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import pipeline
-from harness.evaluate import EvalResult
-from harness.runs import RunDir, write_record
+from harness.runs import RunDir
 from harness.util import HarnessError
+from tests.conftest import fake_pipeline
 
 PROFILE = """\
 profile: tinytune
@@ -22,29 +21,19 @@ tune:
 
 
 @pytest.fixture
-def profile(tmp_path):
-    path = tmp_path / "tinytune.yaml"
-    path.write_text(PROFILE)
-    return str(path)
+def profile(write_profile):
+    return write_profile(PROFILE, "tinytune")
 
 
 @pytest.fixture
 def fake_execute(monkeypatch):
-    """Records through the real write_record: dev score grows with lr; sembridge beats random by 0.1."""
-    calls = []
-
-    def execute(run, *, runs_dir, force=False, echo=print):
-        calls.append((run["method"], run["lang"], run["train.lr"], run["train.batch_size"], run["dataset"]))
+    """Real records without models: dev score grows with lr; sembridge beats random by 0.1."""
+    def outcome(run):
         score = 0.3 + 1000 * run["train.lr"] + (0.1 if run["method"] == "sembridge" else 0.0)
         score -= 0.01 * (run["train.batch_size"] == 16)
-        curve = [{"step": s, "ndcg@10": score * s / 40} for s in (0, 20, 30, 40)]
-        evaluation = EvalResult(mean={"ndcg@10": score}, per_query={"ndcg@10": {"q1": score}}, n_queries=1,
-                                metrics=("ndcg@10",))
-        return write_record(RunDir.for_config(runs_dir, run), run, evaluation, {"q1": {"d1": 1.0}},
-                            {"train": 2.0, "evaluate": 1.0}, extra={"curve": curve})
+        return {"ndcg@10": {"q1": score}}, {"curve": [{"step": s, "ndcg@10": score * s / 40} for s in (0, 20, 30, 40)]}
 
-    monkeypatch.setattr(pipeline, "execute", execute)
-    return calls
+    return fake_pipeline(monkeypatch, outcome)
 
 
 def test_trials_are_dev_runs_of_every_combination(profile):
