@@ -17,10 +17,11 @@ LAYERS = [
      "harness.stats"],                                                                        # foundation
     ["harness.objectives", "harness.objectives.base", "harness.config"],                     # config + contracts
     ["harness.assets", "harness.pocket_models", "harness.data", "harness.data.*", "harness.target_tokenizer",
+     "harness.segmented_tokenizer",
      "harness.bridge", "harness.static_vectors"],                                             # assets
     ["harness.api", "harness.method_specs", "harness.checks", "methods", "methods.*"],        # plan
     ["harness.transplant"],                                                                   # transplant
-    ["harness.encoder", "harness.objectives.*", "harness.train"],                             # train
+    ["harness.encoder", "harness.splade_head", "harness.objectives.*", "harness.train"],      # train
     ["harness.retrieval", "harness.index"],                                                   # search
     ["harness.evaluate"],                                                                     # evaluate
     ["harness.runs"],                                                                         # record
