@@ -9,7 +9,7 @@ PY=${PYTHON:-python}
 if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install torch==2.13.0
 fi
-"$PY" -m pip install -e ".[test]"
+"$PY" -m pip install -e ".[test,segmenters]"
 "$PY" -m pip install --no-deps -r requirements-assets.txt
 
 # Debian packages are only downloaded and unpacked into the harness cache, never installed

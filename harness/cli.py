@@ -153,16 +153,37 @@ def tokenizer_group() -> None:
 
 @tokenizer_group.command("train")
 @click.option("--lang", required=True)
-@click.option("--vocab-size", type=int, default=30000, show_default=True)
-@click.option("--min-frequency", type=int, default=2, show_default=True)
+@click.option("--profile", default="pocket", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="tokenizer.recipe, tokenizer.vocab_size, tokenizer.min_frequency, tokenizer.lowercase")
+@click.option("--vocab-size", type=int, default=None, help="default: tokenizer.vocab_size (30000)")
+@click.option("--min-frequency", type=int, default=None, help="default: tokenizer.min_frequency (2)")
 @user_errors
-def tokenizer_train(lang: str, vocab_size: int, min_frequency: int) -> None:
-    """Train (or reuse) a WordPiece on the language's text; prints its directory."""
+def tokenizer_train(lang: str, profile: str, overrides: tuple[str, ...], vocab_size: int | None,
+                    min_frequency: int | None) -> None:
+    """Train (or reuse) the language's target tokenizer by tokenizer.recipe; prints its directory."""
+    from harness.config import load_config
     from harness.data import target_text
-    from harness.target_tokenizer import cached_wordpiece
+    from harness.target_tokenizer import cached_tokenizer, check_recipe, describe, recipe_segmenter
 
-    tokenizer, path = cached_wordpiece(lang, target_text(lang), vocab_size, min_frequency=min_frequency)
-    click.echo(f"{path} ({len(tokenizer)} tokens)")
+    config = load_config(profile, overrides)
+    recipe = check_recipe(config["tokenizer.recipe"])
+    recipe_segmenter(recipe, lang)  # a missing segmenter fails before the text is loaded
+    tokenizer, path = cached_tokenizer(
+        lang, target_text(lang), recipe,
+        vocab_size if vocab_size is not None else config["tokenizer.vocab_size"],
+        min_frequency=min_frequency if min_frequency is not None else config["tokenizer.min_frequency"],
+        lowercase=config["tokenizer.lowercase"])
+    click.echo(f"{describe(recipe, lang, path)} ({len(tokenizer)} tokens, recipe {recipe})")
+
+
+@tokenizer_group.command("recipes")
+def tokenizer_recipes() -> None:
+    """The recipes of tokenizer.recipe, and the word segmenter each language gets."""
+    from harness.target_tokenizer import RECIPES
+
+    for name, description in RECIPES.items():
+        click.echo(f"{name}: {description}")
 
 
 @main.command("inspect")

@@ -17,7 +17,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SETTINGS = ("zero-shot", "fine-tuned")
 DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset")  # names with {lang}, resolved per run
 # Keys added after records existed: unset, they stay out of the run id, so those records still match.
-OMITTED_WHEN_UNSET = ("train.eval_dataset", "train.schedule", "train.warmup_steps")
+OMITTED_WHEN_UNSET = ("train.eval_dataset", "train.schedule", "train.warmup_steps", "tokenizer.recipe", "dataset_lang")
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models",  # describe a sweep, not a single run
              "tune.grid", "tune.methods", "tune.languages", "tune.seeds", "tune.dataset", "tune.metric")
 
@@ -42,8 +42,14 @@ BASE_SCHEMA: dict[str, Key] = {
     "tokenizer.vocab_size": Key(int, 30000, "vocabulary size of an automatically trained target tokenizer"),
     "tokenizer.min_frequency": Key(int, 2, "minimum pair frequency when training the target tokenizer"),
     "tokenizer.lowercase": Key(bool, True, "lower-case text in the trained target tokenizer (the source is uncased)"),
+    "tokenizer.recipe": Key(str, None, "how 'auto' trains the target tokenizer: wordpiece-bert (the default: BERT "
+                            "pre-tokenizer, CJK characters isolated), unigram (SentencePiece-style, no CJK "
+                            "isolation) or wordpiece-seg (WordPiece over a word segmenter: zh jieba, ja fugashi, "
+                            "ko kiwipiepy)", True),
     "dataset": Key(str, "gnome-help-{lang}", "test collection; {lang} is replaced by the run's language"),
     "train_dataset": Key(str, "libreoffice-help-{lang}", "fine-tuning pairs; {lang} is replaced"),
+    "dataset_lang": Key(str, None, "language of a beir: folder (default: its 'lang' file, else 'und'), for BM25's "
+                        "analysis and the target tokenizer", True),
     "languages": Key(list, ["ko", "ja", "zh", "ru"], "sweep: target languages"),
     "methods": Key(list, ["sembridge", "focus", "wechsel", "mean", "random", "overlap"], "sweep: methods"),
     "seeds": Key(list, [0, 1, 2], "sweep: seeds"),

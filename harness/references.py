@@ -1,13 +1,21 @@
 """Reference systems evaluated on the same collections and recorded as ordinary run records.
 
 - ``bm25``: Okapi BM25 of our own over scipy.sparse (Lucene idf ``log(1 + (N - df + .5)/(df + .5))``,
-  k1 = 0.9, b = 0.4 as in Anserini's defaults). Text analysis (``analyzer="auto"``):
-  Chinese and Japanese get **character bigrams** over CJK runs (the standard CJK analyzer: no word
-  segmenter is needed and bigrams beat unigrams for retrieval); other languages with target-language
-  text get the **language's trained target WordPiece** (the same tokenizer the transferred models
-  use, so BM25 sees the same units; its sub-words act as a light stemmer for Korean and Russian);
-  anything else (e.g. a BEIR folder of unknown language) gets NFKC lower-cased Unicode words, with
-  CJK runs as bigrams. The resolved analyzer is stored in the record.
+  k1 = 0.9, b = 0.4 as in Anserini's defaults). Text analysis follows the run's ``tokenizer.recipe``
+  (``analyzer="auto"``):
+
+  - ``wordpiece-bert`` (the default): Chinese and Japanese get **character bigrams** over CJK runs
+    (the standard CJK analyzer: its WordPiece has one character per CJK token, and bigrams beat
+    unigrams for retrieval); other languages with target-language text get the **language's trained
+    target tokenizer** (the same units the transferred models see; its sub-words act as a light
+    stemmer for Korean and Russian);
+  - ``unigram``: the target Unigram's pieces, in every language (multi-character CJK pieces);
+  - ``wordpiece-seg``: zh / ja / ko get the **segmenter's words** (jieba, fugashi + unidic-lite,
+    kiwipiepy; NFKC, lower-cased), other languages the target tokenizer.
+
+  Anything without target-language text (e.g. a BEIR folder of unknown language) gets NFKC
+  lower-cased Unicode words, with CJK runs as bigrams. Explicit analyzers: ``unicode``, ``target``
+  (alias ``wordpiece``), ``segmented``. The resolved analyzer is stored in the record.
 - ``dense-bridge``: the bridge model as a dense retriever (``harness.bridge.encode_texts``) with
   E5's "query: " / "passage: " prefixes (none when the profile's ``bridge_prefix`` is ""), cosine
   similarity, exact top-k.
@@ -33,6 +41,7 @@ BIGRAM_LANGS = ("zh", "ja")
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
 _TOKEN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")  # a CJK run, or a word without CJK characters
 _CJK_RUN = re.compile(rf"[{_CJK}]")
+_WORDLIKE = re.compile(r"[^\W_]")  # a letter or digit in any script
 
 
 def default_params(system: str, run: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +59,7 @@ def evaluate_reference(system: str, dataset: str, *, profile: str = "pocket", ov
                        echo: Echo = print) -> dict[str, Any]:
     """Run ``system`` on ``dataset`` and write (or find) its run record (method = system name)."""
     config = load_config(profile, list(overrides))
-    lang = dataset_lang(dataset)
+    lang = dataset_lang(dataset, config.get("dataset_lang"))
     run = run_config(config, method=system, method_params={}, lang=lang, seed=0, setting="zero-shot")
     run.update(dataset=dataset, method_params={**default_params(system, run), **(params or {})})
     folder = RunDir.for_config(runs_dir, run)
@@ -127,19 +136,33 @@ def bm25_weights(counts: Any, *, k1: float, b: float) -> Any:
     return weights.astype(np.float32)
 
 
+ANALYZERS = ("auto", "unicode", "target", "wordpiece", "segmented")
+
+
 def make_analyzer(name: str, run: dict[str, Any]) -> tuple[Callable[[str], list[str]], str]:
-    """(text -> terms, a description for the record) for analyzer 'auto', 'wordpiece' or 'unicode'."""
+    """(text -> terms, a description for the record) for one of ``ANALYZERS`` ('auto': by recipe, above)."""
     from harness.data import TEXT_SOURCES
+    from harness.target_tokenizer import DEFAULT_RECIPE, check_recipe
 
     lang = run["lang"]
     if name == "auto":
+        recipe = check_recipe(run.get("tokenizer.recipe"))
         has_tokenizer = run["target_tokenizer"] != "auto" or lang in TEXT_SOURCES
-        name = "unicode" if lang in BIGRAM_LANGS or not has_tokenizer else "wordpiece"
+        if not has_tokenizer:
+            name = "unicode"
+        elif recipe == "wordpiece-seg" and _segmenter(lang) is not None:
+            name = "segmented"
+        elif recipe == DEFAULT_RECIPE and lang in BIGRAM_LANGS:
+            name = "unicode"
+        else:
+            name = "target"
     if name == "unicode":
         return unicode_terms, "unicode words + CJK character bigrams (NFKC, lower-cased)"
-    if name == "wordpiece":
-        return wordpiece_analyzer(run)
-    raise HarnessError(f"unknown BM25 analyzer '{name}'; analyzers: auto, wordpiece, unicode")
+    if name in ("target", "wordpiece"):
+        return target_analyzer(run)
+    if name == "segmented":
+        return segmented_analyzer(lang)
+    raise HarnessError(f"unknown BM25 analyzer '{name}'; analyzers: {', '.join(ANALYZERS)}")
 
 
 def unicode_terms(text: str) -> list[str]:
@@ -153,17 +176,48 @@ def unicode_terms(text: str) -> list[str]:
     return terms
 
 
-def wordpiece_analyzer(run: dict[str, Any]) -> tuple[Callable[[str], list[str]], str]:
-    from harness.target_tokenizer import run_target_tokenizer
+def _segmenter(lang: str) -> str | None:
+    from harness.segmented_tokenizer import segmenter_for
+
+    return segmenter_for(lang)
+
+
+def segmented_analyzer(lang: str) -> tuple[Callable[[str], list[str]], str]:
+    """The language's word segmenter (as in ``wordpiece-seg``): words with a letter or digit, NFKC, lower-cased."""
+    from harness.segmented_tokenizer import SegmenterMissingError, load_segmenter, segmenter_versions
+
+    name = _segmenter(lang)
+    if name is None:
+        raise HarnessError(f"BM25 analyzer 'segmented' has no word segmenter for '{lang}' (segmenters: zh, ja, ko): "
+                           f"use analyzer 'unicode' or 'target'")
+    try:
+        versions = segmenter_versions(name)
+        segment = load_segmenter(name)
+    except SegmenterMissingError as err:
+        raise HarnessError(f"BM25 analyzer 'segmented' for '{lang}': {err}") from None
+
+    def terms(text: str) -> list[str]:
+        words = (unicodedata.normalize("NFKC", w).lower() for w in segment(text))
+        return [w for w in words if _WORDLIKE.search(w)]
+
+    return terms, f"{name} words (NFKC, lower-cased; " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ")"
+
+
+def target_analyzer(run: dict[str, Any]) -> tuple[Callable[[str], list[str]], str]:
+    """The run's target tokenizer (its recipe's units; a segmented one segments first), [UNK] dropped."""
+    from harness.target_tokenizer import check_recipe, run_target_tokenizer
 
     tokenizer, ref = run_target_tokenizer(run)
     backend = tokenizer.backend_tokenizer  # the Rust tokenizer: no length warnings, no special tokens
     unknown = tokenizer.unk_token  # out-of-vocabulary words must not all match each other
+    segment = getattr(tokenizer, "segment", None)  # wordpiece-seg: the text pre-pass the backend lacks
 
     def terms(text: str) -> list[str]:
+        text = segment(text) if segment is not None else text
         return [t for t in backend.encode(text, add_special_tokens=False).tokens if t != unknown]
 
-    return terms, f"target WordPiece {ref}"
+    kind = "Unigram" if check_recipe(run.get("tokenizer.recipe")) == "unigram" else "WordPiece"
+    return terms, f"target {kind} {ref}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -182,9 +182,17 @@ def read_collection(path: Path) -> Collection:
         train_pairs=pairs, kind=meta["kind"])
 
 
-def dataset_lang(name: str) -> str:
-    """The language of a registered dataset ("und" for local BEIR folders), without building it."""
+def dataset_lang(name: str, override: str | None = None) -> str:
+    """The language of a dataset, without building it: a registered one's own; a local BEIR folder's
+    from ``override`` (config key ``dataset_lang``), else its ``lang`` file, else "und"."""
     import harness.data  # noqa: F401  (registers the built-in datasets)
+    from harness.data import beir
     from harness.registry import datasets
 
-    return "und" if name.startswith("beir:") else datasets.get(name).lang
+    if name.startswith(beir.PREFIX):
+        return override or beir.folder_lang(beir.parse_reference(name)[0]) or "und"
+    lang = datasets.get(name).lang
+    if override and override != lang:
+        raise HarnessError(f"dataset_lang '{override}' contradicts dataset '{name}', which is '{lang}': "
+                           f"dataset_lang is for beir: folders; unset it")
+    return lang

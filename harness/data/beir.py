@@ -1,11 +1,14 @@
 """Local BEIR-format test collections: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
 
 Referenced as ``beir:/path/to/dir`` or ``beir:/path/to/dir:split`` (default split ``test``).
-Errors name the file and line of the problem.
+The folder's language (for BM25's analysis and the target tokenizer) is the config key
+``dataset_lang`` when set, else the first line of a ``lang`` file in the folder (e.g. ``ko``), else
+"und". Errors name the file and line of the problem.
 """
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +17,8 @@ from harness.data.base import Collection
 from harness.util import HarnessError
 
 PREFIX = "beir:"
+LANG_FILE = "lang"
+_LANG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
 def parse_reference(ref: str) -> tuple[Path, str]:
@@ -23,6 +28,18 @@ def parse_reference(ref: str) -> tuple[Path, str]:
     if sep and tail and "/" not in tail and not Path(body).is_dir():
         return Path(head).expanduser(), tail
     return Path(body).expanduser(), "test"
+
+
+def folder_lang(directory: Path | str) -> str | None:
+    """The language code in the folder's ``lang`` file (None without one)."""
+    path = Path(directory) / LANG_FILE
+    if not path.is_file():
+        return None
+    lines = path.read_text(encoding="utf-8").split()
+    code = lines[0] if lines else ""
+    if not _LANG.fullmatch(code):
+        raise HarnessError(f"{path}: expected a language code such as 'ko' or 'zh', got {code!r}: fix the file")
+    return code
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
@@ -79,10 +96,12 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def load_beir(directory: Path | str, split: str = "test", lang: str = "und") -> Collection:
+def load_beir(directory: Path | str, split: str = "test", lang: str | None = None) -> Collection:
+    """The folder's collection; ``lang`` None reads the folder's ``lang`` file ("und" without one)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise HarnessError(f"BEIR folder {directory} does not exist: pass beir:/path/to/dir[:split]")
+    lang = lang or folder_lang(directory) or "und"
     corpus = read_texts(directory / "corpus.jsonl", with_title=True)
     queries = read_texts(directory / "queries.jsonl", with_title=False)
     qrels_path = directory / "qrels" / f"{split}.tsv"
