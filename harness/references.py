@@ -242,20 +242,20 @@ def dense_retrieve(run: dict[str, Any], collection: Any) -> tuple[dict, dict[str
 
 def dense_top_k(queries: Any, docs: Any, k: int, doc_ids: list[str], query_ids: list[str],
                 chunk: int = 256) -> dict[str, dict[str, float]]:
-    """Exact top-k by dot product (cosine for unit vectors): score desc, then doc id asc."""
+    """Exact top-k by dot product (cosine for unit vectors): score desc, then doc id asc, as
+    ``harness.retrieval.search`` ranks (negative cosines included)."""
     import numpy as np
 
-    rank = np.empty(len(doc_ids), dtype=np.int64)
-    rank[sorted(range(len(doc_ids)), key=doc_ids.__getitem__)] = np.arange(len(doc_ids))
+    from harness.retrieval import id_ranks, top_k_row
+
+    rank = id_ranks(doc_ids)
+    every = np.arange(len(doc_ids))
     run: dict[str, dict[str, float]] = {}
     for start in range(0, len(query_ids), chunk):
         scores = queries[start:start + chunk] @ docs.T
         for offset, row in enumerate(scores):
-            candidates = np.arange(len(row))
-            if len(row) > k:  # keep every document tied with the k-th score for the id tie-break
-                candidates = np.flatnonzero(row >= np.partition(row, len(row) - k)[len(row) - k])
-            order = candidates[np.lexsort((rank[candidates], -row[candidates]))[:k]]
-            run[query_ids[start + offset]] = {doc_ids[i]: float(row[i]) for i in order}
+            top = top_k_row(every, row, k, rank, positive_only=False)
+            run[query_ids[start + offset]] = {doc_ids[i]: s for i, s in top}
     return run
 
 

@@ -45,7 +45,7 @@ def search(
     _check_inputs(query_matrix, doc_matrix, k, doc_ids, query_ids)
     doc_ids = [str(d) for d in doc_ids]
     query_ids = [str(q) for q in query_ids]
-    doc_rank = _id_ranks(doc_ids)
+    doc_rank = id_ranks(doc_ids)
     use_cuda = resolve_device(device).startswith("cuda")
     entry = DENSE_ENTRY_BYTES if use_cuda else SPARSE_ENTRY_BYTES
     chunk = chunk_size or default_chunk_size(doc_matrix.shape[0], score_budget_bytes, entry)
@@ -76,12 +76,15 @@ def estimate_peak_bytes(
 # -------------------------------------------------------------------------------------------
 # Ranking
 # -------------------------------------------------------------------------------------------
-def top_k_row(cols: "np.ndarray", scores: "np.ndarray", k: int, doc_rank: "np.ndarray") -> list[tuple[int, float]]:
-    """The k best (doc index, score) pairs: score desc, doc id asc; scores <= 0 dropped."""
+def top_k_row(cols: "np.ndarray", scores: "np.ndarray", k: int, doc_rank: "np.ndarray", *,
+              positive_only: bool = True) -> list[tuple[int, float]]:
+    """The k best (doc index, score) pairs: score desc, doc id asc; scores <= 0 dropped when ``positive_only``
+    (a sparse dot product of 0 means no shared term)."""
     import numpy as np
 
-    keep = scores > 0
-    cols, scores = cols[keep], scores[keep]
+    if positive_only:
+        keep = scores > 0
+        cols, scores = cols[keep], scores[keep]
     if len(scores) > k:
         # Keep everything tied with the k-th score so that the id tie-break sees all of them.
         kth = np.partition(scores, len(scores) - k)[len(scores) - k]
@@ -91,7 +94,7 @@ def top_k_row(cols: "np.ndarray", scores: "np.ndarray", k: int, doc_rank: "np.nd
     return list(zip(cols[order].tolist(), scores[order].tolist()))
 
 
-def _id_ranks(doc_ids: list[str]) -> "np.ndarray":
+def id_ranks(doc_ids: list[str]) -> "np.ndarray":
     """rank[i] = position of doc_ids[i] in ascending id order (ties broken by id, not index)."""
     import numpy as np
 
