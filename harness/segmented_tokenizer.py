@@ -10,16 +10,17 @@ those spaces. ``decode``, the vocabulary and ``backend_tokenizer`` are the ordin
 text.
 
 This file is self-contained on purpose (transformers and the segmenters only, no harness import):
-``save_pretrained`` copies it next to tokenizer.json and writes ``auto_map``, so a saved model loads
-elsewhere with ``AutoTokenizer.from_pretrained(dir, trust_remote_code=True)`` (sentence-transformers:
-``SparseEncoder(dir, trust_remote_code=True)``) when the segmenter package is installed. Importing
-this module registers the class with AutoTokenizer, so in a process that imported it the plain
-``AutoTokenizer.from_pretrained(dir)`` finds it too. Without either, transformers falls back to the
-plain fast tokenizer, which does not segment.
+``save_pretrained`` copies it next to the tokenizer files and writes ``auto_map``, so a saved model
+loads elsewhere with ``AutoTokenizer.from_pretrained(dir, trust_remote_code=True)``
+(sentence-transformers: ``SparseEncoder(dir, trust_remote_code=True)``) when the segmenter package
+is installed. Importing this module registers the class with AutoTokenizer, so in a process that
+imported it the plain ``AutoTokenizer.from_pretrained(dir)`` finds it too. Without either, loading
+fails (the backend is saved as segmented_tokenizer.json, so there is no tokenizer.json to fall back on).
 """
 from __future__ import annotations
 
 import importlib
+import os
 from importlib import metadata
 from typing import Any, Callable
 
@@ -112,15 +113,38 @@ def _surface_spans(text: str, spans: list[tuple[int, int]]) -> list[str]:
     return [w for w in words if w.strip()]
 
 
-class SegmentedTokenizerFast(PreTrainedTokenizerFast):
-    """A fast tokenizer whose input text is word-segmented by ``segmenter`` first (see module doc)."""
+TOKENIZER_FILE = "segmented_tokenizer.json"  # not tokenizer.json: a plain loader must fail, not skip segmenting
 
-    # No __init__ of its own: transformers 5 then loads tokenizer.json as it is (a subclass with an
-    # __init__ gets its backend rebuilt from the vocabulary). ``segmenter`` is an init kwarg, kept in
-    # tokenizer_config.json.
+
+class SegmentedTokenizerFast(PreTrainedTokenizerFast):
+    """A fast tokenizer whose input text is word-segmented by ``segmenter`` first (see module doc).
+
+    Its backend is saved as ``segmented_tokenizer.json``: a loader that does not know this class
+    (AutoTokenizer on a model directory without ``trust_remote_code``) then finds no tokenizer.json
+    and fails, instead of loading a tokenizer that silently does not segment.
+    """
+
+    vocab_files_names = {"segmented_file": TOKENIZER_FILE}
+
+    def __init__(self, *args: Any, segmented_file: str | None = None, **kwargs: Any) -> None:
+        # the backend comes from segmented_tokenizer.json as saved (there is no tokenizer.json for
+        # transformers 5 to rebuild a subclass's backend from); ``segmenter`` stays an init kwarg, so
+        # tokenizer_config.json keeps it
+        if segmented_file is not None and kwargs.get("tokenizer_object") is None:
+            from tokenizers import Tokenizer
+
+            kwargs["tokenizer_object"] = Tokenizer.from_file(segmented_file)
+        super().__init__(*args, **kwargs)
+
     @property
     def segmenter(self) -> str | None:
         return self.init_kwargs.get("segmenter")
+
+    def _save_pretrained(self, save_directory: Any, file_names: tuple[str, ...], legacy_format: bool | None = None,
+                         filename_prefix: str | None = None) -> tuple[str, ...]:
+        path = os.path.join(str(save_directory), (filename_prefix + "-" if filename_prefix else "") + TOKENIZER_FILE)
+        self.backend_tokenizer.save(path)
+        return (*file_names, path)
 
     def segment(self, text: str) -> str:
         """``text`` as its words joined by single spaces (unchanged without a segmenter)."""

@@ -35,6 +35,7 @@ RECIPES = {
 }
 DEFAULT_RECIPE = "wordpiece-bert"
 RECIPE_FILE = "harness_recipe.json"
+SEGMENTED_LAYOUT = 2  # wordpiece-seg folders hold segmented_tokenizer.json (not tokenizer.json) since layout 2
 
 
 def check_recipe(recipe: str | None) -> str:
@@ -210,11 +211,13 @@ def cached_tokenizer(lang: str, texts: list[str], recipe: str | None = None, voc
     if recipe == "wordpiece-bert":
         return cached_wordpiece(lang, texts, vocab_size, min_frequency=min_frequency, lowercase=lowercase)
     segmenter, versions = recipe_segmenter(recipe, lang)
-    key = content_hash(TRAINER_VERSION, recipe, segmenter, versions, lang, vocab_size, min_frequency, lowercase, texts)
+    layout = [SEGMENTED_LAYOUT] if recipe == "wordpiece-seg" else []
+    key = content_hash(TRAINER_VERSION, recipe, segmenter, versions, lang, vocab_size, min_frequency, lowercase, texts,
+                       *layout)
     path = cache_dir("tokenizers") / f"{recipe}-{lang}-{vocab_size}-{key}"
-    if not (path / "tokenizer.json").exists():
+    if not (path / RECIPE_FILE).exists():  # the folder is swapped in whole: any of its files marks it complete
         tokenizer = train_tokenizer(texts, recipe, lang, vocab_size, min_frequency=min_frequency, lowercase=lowercase)
-        with atomic_dir(path, keep=lambda p: (p / "tokenizer.json").exists()) as tmp:
+        with atomic_dir(path, keep=lambda p: (p / RECIPE_FILE).exists()) as tmp:
             tokenizer.save_pretrained(tmp)
             write_json_atomic(tmp / RECIPE_FILE, {"recipe": recipe, "lang": lang, "segmenter": segmenter,
                                            "segmenter_versions": versions, "vocab_size": vocab_size,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -49,7 +50,8 @@ def has_cjk(text: str) -> bool:
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_each_recipe_encodes_with_bert_specials_as_the_runner_calls_it(recipe):
     tok, path = trained(recipe)
-    assert (path / "tokenizer.json").exists() and len(tok) <= VOCAB
+    saved = "segmented_tokenizer.json" if recipe == "wordpiece-seg" else "tokenizer.json"
+    assert (path / saved).exists() and len(tok) <= VOCAB
     batch = tok(["打开文档", "选择格式菜单中的段落命令"], padding=True, truncation=True, max_length=8, return_tensors="pt")
     ids = batch["input_ids"]
     assert ids.shape[0] == 2 and ids.shape[1] <= 8
@@ -122,22 +124,31 @@ def test_saved_segmented_tokenizer_loads_back_registered_or_as_remote_code(tmp_p
 
     from harness.segmented_tokenizer import SegmentedTokenizerFast
 
-    _, path = trained("wordpiece-seg")
+    tok, path = trained("wordpiece-seg")
     config = json.loads((path / "tokenizer_config.json").read_text())
-    assert config["segmenter"] == "jieba" and config["tokenizer_class"] == "SegmentedTokenizerFast"
+    assert config["segmenter"] == "jieba" and config["tokenizer_class"].startswith("SegmentedTokenizer")
     assert config["auto_map"]["AutoTokenizer"][1] == "segmented_tokenizer.SegmentedTokenizerFast"
     assert (path / "segmented_tokenizer.py").exists()
     again = AutoTokenizer.from_pretrained(path)  # this process imported the module: the class is registered
     assert isinstance(again, SegmentedTokenizerFast) and again.tokenize("插入表格") == ["插入", "表格"]
-    # elsewhere (sentence-transformers, mteb): trust_remote_code=True runs the copied file, no harness import
+    # elsewhere (sentence-transformers, mteb): trust_remote_code=True runs the copied file, no harness import;
+    # without it, a model directory fails to load rather than giving a tokenizer that does not segment
+    model_dir = tmp_path / "model"
+    shutil.copytree(path, model_dir)
+    (model_dir / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": len(tok)}))
     code = ("import sys; from transformers import AutoTokenizer; "
-            f"t = AutoTokenizer.from_pretrained({str(path)!r}, trust_remote_code=True); "
+            "t = AutoTokenizer.from_pretrained(sys.argv[1], trust_remote_code=sys.argv[2] == 'trust'); "
             "print(type(t).__name__, t.tokenize('插入表格'), any(m.startswith('harness') for m in sys.modules))")
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
-                         timeout=300)
+
+    def load(*args):
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=300, check=False)
+
+    out = load(str(model_dir), "trust")
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "SegmentedTokenizerFast ['插入', '表格'] False"
+    assert load(str(model_dir), "plain").returncode != 0
 
 
 def test_transplanted_model_encodes_and_saves_with_a_segmented_tokenizer(tmp_path):
