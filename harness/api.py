@@ -8,9 +8,15 @@ defaults are its typed, documented parameters (one ``name: help`` line per param
 A built-in method (a file in ``methods/``) registers the name of its file, ``-`` written as ``_``
 (``methods/my_method.py`` registers "my-method"); a plugin registers any name through the
 entry-point group ``harness.methods``. What a method may ask the runner for is ``METHOD_RESOURCES``.
+
+``register_method`` also takes the method's metadata, shown by ``harness methods``: ``citation``
+(paper and public code), ``resources`` (the ``METHOD_RESOURCES`` it asks for) and
+``deterministic`` (True when the plan does not depend on the seed; the run record's plan
+diagnostics carry it, and leaderboards then print no sd for a cell whose seeds agree).
 """
 from __future__ import annotations
 
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -24,9 +30,10 @@ from harness.vocab import OverlapOptions, find_overlap
 
 __all__ = [
     "METHOD_RESOURCES", "MethodContext", "MissingResourceError", "TransferPlan", "COPIED", "MIXED", "EXPLICIT",
-    "build_plan", "register_method", "overlap_pairs", "random_rows", "mean_bias", "copy_and_random",
-    "sparsemax", "sparsemax_threshold", "OverlapOptions", "find_overlap", "StaticVectors",
-    "train_static_vectors", "tokenizer_signature", "HarnessError",
+    "build_plan", "register_method", "overlap_pairs", "special_pairs", "random_rows", "mean_bias", "copy_and_random",
+    "topk_softmax_rows", "sparsemax", "sparsemax_threshold", "OverlapOptions", "find_overlap", "StaticVectors",
+    "train_static_vectors", "tokenizer_signature", "words", "procrustes", "align_vectors", "token_texts",
+    "align_to_target", "subword_vectors", "neighbour_mask", "method_metadata", "HarnessError",
 ]
 
 # What a method may ask the runner for (``ctx.resource(name)``, or the accessor of the same name).
@@ -78,7 +85,13 @@ class MethodContext:
         return self._cache[key]
 
     def bridge_vectors(self) -> tuple["torch.Tensor", "torch.Tensor"]:
-        return self.resource("bridge_vectors")
+        """(target_vecs, source_vecs): one row per target token, at most one per source row."""
+        target_vecs, source_vecs = self.resource("bridge_vectors")
+        if target_vecs.shape[0] != self.n_target:
+            raise ValueError(f"bridge vectors cover {target_vecs.shape[0]} target tokens, the tokenizer has {self.n_target}")
+        if source_vecs.shape[0] > self.n_source:
+            raise ValueError(f"bridge vectors cover {source_vecs.shape[0]} source tokens, E_s has {self.n_source} rows")
+        return target_vecs, source_vecs
 
     def target_text(self) -> list[str]:
         return self.resource("target_text")
@@ -117,6 +130,10 @@ class TransferPlan:
     (and weights) that make target token t. ``explicit_ids`` lists target tokens initialised
     directly by ``explicit_rows`` (k x d) with decoder bias ``explicit_bias`` (k,); their
     mixing rows are empty. Every target token is covered exactly once.
+
+    ``decoder_bias`` (n_target,), when set, is the target model's whole decoder bias, replacing
+    ``M b_s`` and ``explicit_bias`` (ablations: the stale bias Hugging Face's
+    ``resize_token_embeddings`` leaves, or zeros). Embeddings and decoder weights still follow the plan.
     """
 
     mixing: "torch.Tensor"
@@ -126,6 +143,7 @@ class TransferPlan:
     kinds: np.ndarray  # per target token: 0 copied, 1 mixed, 2 explicit
     convex: bool = True  # mixing rows are non-negative and sum to one
     info: dict[str, Any] = field(default_factory=dict)
+    decoder_bias: "torch.Tensor | None" = None
 
     KIND_NAMES = (COPIED, MIXED, EXPLICIT)
 
@@ -187,6 +205,9 @@ class TransferPlan:
             problems.append("explicit rows or biases are not all finite")
         if self.explicit_rows.shape[0] != len(self.explicit_ids) or self.explicit_bias.shape[0] != len(self.explicit_ids):
             problems.append("explicit_rows / explicit_bias do not match explicit_ids")
+        if self.decoder_bias is not None and (tuple(self.decoder_bias.shape) != (n_t,)
+                                              or not bool(torch.isfinite(self.decoder_bias).all())):
+            problems.append(f"decoder_bias must be {n_t} finite values, got shape {tuple(self.decoder_bias.shape)}")
         if d is not None and len(self.explicit_ids) and self.explicit_rows.shape[1] != d:
             problems.append(f"explicit rows have dim {self.explicit_rows.shape[1]}, model has {d}")
         if self.convex and values.numel():
@@ -215,13 +236,14 @@ def build_plan(
     explicit: dict[int, tuple["torch.Tensor", float]] | None = None,
     convex: bool = True,
     info: dict[str, Any] | None = None,
+    decoder_bias: "torch.Tensor | None" = None,
 ) -> TransferPlan:
     """Assemble a plan from its parts.
 
     ``copied`` maps target id -> source id (a one-hot row). ``mixed_csr`` is a sparse CSR
     (n_target x n_source) whose non-empty rows are mixed tokens (rows of copied/explicit tokens
     must be empty there). ``rows`` gives mixed rows as (source ids, weights) lists instead.
-    ``explicit`` maps target id -> (vector, bias).
+    ``explicit`` maps target id -> (vector, bias). ``decoder_bias``: see ``TransferPlan``.
     """
     import torch
 
@@ -263,6 +285,7 @@ def build_plan(
         kinds=kinds,
         convex=convex,
         info=dict(info or {}),
+        decoder_bias=None if decoder_bias is None else decoder_bias.detach().float().cpu(),
     )
 
 
@@ -277,6 +300,15 @@ def overlap_pairs(ctx: MethodContext, match_symbols: bool = True, exact_match_al
     if key not in ctx._cache:
         ctx._cache[key] = find_overlap(ctx.source_tokenizer, ctx.target_tokenizer, options)
     return ctx._cache[key].pairs
+
+
+def special_pairs(ctx: MethodContext) -> dict[int, int]:
+    """Target id -> source id of the special tokens only, matched by role ([CLS] <-> <s>, ...)."""
+    key = ("special-overlap",)
+    if key not in ctx._cache:
+        overlap = find_overlap(ctx.source_tokenizer, ctx.target_tokenizer, OverlapOptions(True, False, False))
+        ctx._cache[key] = {t: s for t, s in overlap.pairs.items() if overlap.reasons[t].startswith("special:")}
+    return ctx._cache[key]
 
 
 def random_rows(ctx: MethodContext, n: int, *, std_scale: float = 1.0, offset: int = 0) -> "torch.Tensor":
@@ -302,6 +334,25 @@ def copy_and_random(ctx: MethodContext, copied: dict[int, int], *, std_scale: fl
     return build_plan(ctx.n_target, ctx.n_source, copied=copied, explicit=explicit)
 
 
+def topk_softmax_rows(tgt: "torch.Tensor", src: "torch.Tensor", allowed: "torch.Tensor", ids: "torch.Tensor",
+                      shape: tuple[int, int], k: int, temperature: float,
+                      block: int = 1024) -> tuple["torch.Tensor", float]:
+    """CSR rows ``ids``: softmax(cos / temperature) over the k nearest ``allowed`` source rows
+    (WECHSEL's rule; ``tgt``/``src`` unit rows); also the mean cosine of the nearest neighbour."""
+    import torch
+
+    mask = torch.where(allowed, 0.0, float("-inf"))
+    k = min(k, int(allowed.sum()))
+    rows, cols, vals, top1 = [], [], [], []
+    for start in range(0, len(tgt), block):
+        sims, idx = (tgt[start:start + block] @ src.T + mask).topk(k, dim=1)
+        rows.append(ids[start:start + block].repeat_interleave(k)), cols.append(idx.flatten())
+        vals.append(torch.softmax(sims / temperature, dim=1).flatten()), top1.append(sims[:, 0])
+    index = torch.stack([torch.cat(rows), torch.cat(cols)])
+    csr = torch.sparse_coo_tensor(index, torch.cat(vals), shape).coalesce().to_sparse_csr()
+    return csr, float(torch.cat(top1).mean())
+
+
 def sparsemax_threshold(sorted_desc: "torch.Tensor", dim: int = -1) -> "torch.Tensor":
     """Exact sparsemax threshold tau of rows already sorted in decreasing order (keeps ``dim``, size 1)."""
     import torch
@@ -324,11 +375,45 @@ def sparsemax(z: "torch.Tensor", dim: int = -1) -> "torch.Tensor":
 # --------------------------------------------------------------------------------------------
 # Registration
 # --------------------------------------------------------------------------------------------
-def register_method(name: str) -> Callable[[Callable[..., TransferPlan]], Callable[..., TransferPlan]]:
-    """Decorator registering an initialization method under ``name`` (its parameters are checked now)."""
+_METADATA = "__harness_method__"  # the attribute where register_method keeps a function's metadata
+_NO_METADATA = {"citation": "", "resources": None, "deterministic": None, "omit_when_default": ()}
+
+
+def method_metadata(fn: Callable[..., Any]) -> dict[str, Any]:
+    """What ``register_method`` recorded about ``fn`` (citation, resources, deterministic,
+    omit_when_default); for a function registered without it (a plain entry point) resources and
+    deterministic are None: not declared."""
+    return dict(getattr(fn, _METADATA, _NO_METADATA))
+
+
+def register_method(
+    name: str,
+    *,
+    citation: str = "",
+    resources: tuple[str, ...] | list[str] | None = None,
+    deterministic: bool | None = None,
+    omit_when_default: tuple[str, ...] | list[str] = (),
+) -> Callable[[Callable[..., TransferPlan]], Callable[..., TransferPlan]]:
+    """Decorator registering an initialization method under ``name`` (its parameters are checked now).
+
+    citation: the paper and its public code, shown by ``harness methods``.
+    resources: the ``METHOD_RESOURCES`` the method asks for (``harness check-method`` holds it to
+        that); None: not declared.
+    deterministic: True if the plan never depends on the seed, False if it draws at random
+        (a plan may refine it per run in ``plan.info["deterministic"]``), None: not declared.
+    omit_when_default: parameters added after run records existed: left out of a run's resolved
+        parameters (and so of its run id) while at their default, so those records keep their ids.
+    """
+    unknown = sorted(set(resources or ()) - set(METHOD_RESOURCES))
+    if unknown:
+        raise ValueError(f"method '{name}': unknown resources {unknown}; known: {', '.join(METHOD_RESOURCES)}")
 
     def decorator(fn: Callable[..., TransferPlan]) -> Callable[..., TransferPlan]:
-        signature_params(f"method '{name}'", fn)  # a parameter without a default fails at definition
+        params = {p.name for p in signature_params(f"method '{name}'", fn)}  # a parameter without a default fails now
+        if set(omit_when_default) - params:
+            raise ValueError(f"method '{name}': omit_when_default names no parameter: {sorted(set(omit_when_default) - params)}")
+        setattr(fn, _METADATA, {"citation": citation, "resources": None if resources is None else tuple(resources),
+                                "deterministic": deterministic, "omit_when_default": tuple(omit_when_default)})
         # functions outside the built-in package register as "local" unless an entry point names them
         origin = "builtin" if fn.__module__.split(".")[0] == "methods" else f"local:{fn.__module__}"
         method_registry.add(name, fn, origin=origin, module=fn.__module__)
@@ -337,5 +422,51 @@ def register_method(name: str) -> Callable[[Callable[..., TransferPlan]], Callab
     return decorator
 
 
-# Static-vector helpers for methods (FOCUS, WECHSEL); harness.static_vectors imports fasttext lazily.
-from harness.static_vectors import StaticVectors, tokenizer_signature, train_static_vectors  # noqa: E402
+# Static-vector helpers for methods (FOCUS, WECHSEL, RAMEN); harness.static_vectors imports fasttext lazily.
+from harness.static_vectors import (  # noqa: E402
+    StaticVectors,
+    align_vectors,
+    procrustes,
+    token_texts,
+    tokenizer_signature,
+    train_static_vectors,
+    words,
+)
+
+
+_UNUSED_SLOT = re.compile(r"^(\[unused\d+\]|<unused\d+>)$")
+
+
+def subword_vectors(vectors: StaticVectors, texts: list[str], w: np.ndarray | None = None) -> "torch.Tensor":
+    """One L2-normalised float32 row per text: its static vector (times ``w`` when given, e.g. a
+    Procrustes map); all-zero rows (no known n-gram) stay zero."""
+    import torch
+
+    m = np.stack([vectors.vector(t) for t in texts]) if texts else np.zeros((0, vectors.dim), np.float32)
+    if w is not None:
+        m = m @ w
+    t = torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))
+    return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def neighbour_mask(tokenizer: Any, n: int) -> "torch.Tensor":
+    """Ids 0..n-1 that may serve as mixing neighbours: not special tokens, not ``[unusedN]`` slots."""
+    import torch
+
+    excluded = set(getattr(tokenizer, "all_special_ids", [])) | {
+        i for i, tok in enumerate(tokenizer.convert_ids_to_tokens(list(range(n)))) if tok is None or _UNUSED_SLOT.match(tok)}
+    return ~torch.isin(torch.arange(n), torch.tensor(sorted(excluded), dtype=torch.long))
+
+
+def align_to_target(ctx: MethodContext, src: StaticVectors, tgt: StaticVectors, *, lowercase: bool = True,
+                    min_pairs: int = 50, require_dictionary: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Procrustes map from source to target word-vector space on ``ctx.dictionary()`` (identical strings
+    where no dictionary exists or it has fewer than ``min_pairs`` usable pairs); see ``align_vectors``."""
+    try:
+        entries, reason = list(ctx.dictionary()), ""
+    except (MissingResourceError, HarnessError) as err:  # e.g. no en-ko dictionary exists
+        if require_dictionary:
+            raise
+        entries, reason = None, str(err)
+    return align_vectors(src, tgt, entries, reason=reason, lowercase=lowercase, min_pairs=min_pairs,
+                         require_dictionary=require_dictionary)

@@ -82,9 +82,10 @@ def fixture_context(seed: int = 0, d: int = 16, bridge_dim: int = 24) -> Any:
 
 
 def check_method(name: str, params: dict[str, Any] | None = None) -> tuple[list[str], dict[str, Any]]:
-    """(problems, diagnostics) of ``name``'s plan on the fixtures; also checks determinism by seed."""
-    import torch
-
+    """(problems, diagnostics) of ``name``'s plan on the fixtures; also checks determinism by seed,
+    that the method asks only for the resources it declares, and that a method declared (or a plan
+    marked) deterministic gives the same plan for another seed."""
+    from harness.api import METHOD_RESOURCES
     from harness.method_specs import get_method
 
     spec = get_method(name)
@@ -93,9 +94,31 @@ def check_method(name: str, params: dict[str, Any] | None = None) -> tuple[list[
     plan = spec(ctx, **(params or {}))
     seconds = time.perf_counter() - start
     problems = plan.validate(d=int(ctx.source_embeddings.shape[1]))
+    used = sorted({key[0] for key in ctx._cache if isinstance(key, tuple) and key and key[0] in METHOD_RESOURCES})
+    if spec.resources is not None and set(used) - set(spec.resources):
+        problems.append(f"uses resources {sorted(set(used) - set(spec.resources))} it does not declare "
+                        f"(register_method(..., resources={tuple(spec.resources)}))")
     again = spec(fixture_context(), **(params or {}))
-    same = torch.equal(plan.mixing.to_dense(), again.mixing.to_dense()) and torch.equal(
-        plan.explicit_rows, again.explicit_rows)
-    if not same:
+    if not _same_plan(plan, again):
         problems.append("two runs with the same seed gave different plans")
-    return problems, {**plan.diagnostics(), "convex": plan.convex, "seconds": round(seconds, 3)}
+    if plan.info.get("deterministic"):
+        other = spec(_reseeded(fixture_context(), 1), **(params or {}))  # same fixtures, another ctx.seed
+        if not _same_plan(plan, other):
+            problems.append("marked deterministic, but another seed gives a different plan")
+    return problems, {**plan.diagnostics(), "convex": plan.convex, "resources used": ", ".join(used) or "-",
+                      "seconds": round(seconds, 3)}
+
+
+def _reseeded(ctx: Any, seed: int) -> Any:
+    """The same fixtures (drawn with seed 0) with another method seed."""
+    ctx.seed = seed
+    return ctx
+
+
+def _same_plan(a: Any, b: Any) -> bool:
+    import torch
+
+    same_bias = (a.decoder_bias is None) == (b.decoder_bias is None) and (
+        a.decoder_bias is None or torch.equal(a.decoder_bias, b.decoder_bias))
+    return (torch.equal(a.mixing.to_dense(), b.mixing.to_dense()) and torch.equal(a.explicit_rows, b.explicit_rows)
+            and torch.equal(a.explicit_bias, b.explicit_bias) and same_bias)

@@ -44,9 +44,16 @@ def main() -> None:
 @main.command("methods")
 @user_errors
 def methods_cmd() -> None:
-    """List initialization methods with their parameters and defaults."""
+    """List initialization methods: parameters and defaults, citation, resources, determinism."""
     from harness.method_specs import get_method
     from harness.registry import methods
+
+    def declared(value: Any) -> str:
+        if value is None:
+            return "?"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return ", ".join(value) or "-"
 
     rows = []
     for entry in methods:
@@ -54,12 +61,15 @@ def methods_cmd() -> None:
             spec = get_method(entry.name)
         except Exception as err:  # a broken plugin must not hide the others
             rows.append({"method": entry.name, "origin": entry.origin, "description": f"(fails to load: {err})",
-                         "parameters": "-"})
+                         "deterministic": "?", "resources": "?", "citation": "-", "parameters": "-"})
             continue
         params = ", ".join(f"{p.name}={p.default!r}" for p in spec.params) or "-"
         rows.append({"method": entry.name, "origin": entry.origin, "description": spec.description,
-                     "parameters": params})
+                     "deterministic": declared(spec.deterministic), "resources": declared(spec.resources),
+                     "citation": spec.citation or "-", "parameters": params})
     echo_table(rows)
+    click.echo("deterministic: the plan does not depend on the seed (? = not declared); resources: what the "
+               "method asks the runner for beyond the tokenizers and E_s")
     shadowed = [(e.name, o) for e in methods for o in e.shadowed]
     for name, origin in shadowed:
         click.echo(f"note: {origin} also defines '{name}'; the built-in wins", err=True)

@@ -16,29 +16,46 @@ from harness.util import HarnessError
 
 @dataclass
 class MethodSpec:
-    """A registered initialization method: the function plus its typed parameters."""
+    """A registered initialization method: the function, its typed parameters and its metadata
+    (``register_method``'s citation, resources, deterministic; None where not declared)."""
 
     name: str
     fn: Callable[..., Any]
     description: str
     params: tuple[Param, ...]
+    citation: str = ""
+    resources: tuple[str, ...] | None = None
+    deterministic: bool | None = None
+    omit_when_default: tuple[str, ...] = ()
 
     def resolve_params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Defaults updated by ``overrides``; unknown names and wrong types raise ValueError."""
-        return resolve(f"method '{self.name}'", self.params, overrides)
+        """Defaults updated by ``overrides``; unknown names and wrong types raise ValueError.
+
+        Parameters in ``omit_when_default`` are left out while at their default (the function's
+        own default then applies), so adding one keeps the run ids of existing records."""
+        resolved = resolve(f"method '{self.name}'", self.params, overrides)
+        defaults = {p.name: p.default for p in self.params}
+        return {k: v for k, v in resolved.items() if not (k in self.omit_when_default and v == defaults[k])}
 
     def __call__(self, ctx: Any, **params: Any) -> Any:
         plan = self.fn(ctx, **self.resolve_params(params))
         plan.info.setdefault("method", self.name)
+        if self.deterministic is not None:  # a plan may have said it for this run already
+            plan.info.setdefault("deterministic", self.deterministic)
         return plan
 
 
 def method_spec(name: str, fn: Callable[..., Any]) -> MethodSpec:
-    """Build a spec from a function's keyword-only parameters and docstring."""
+    """Build a spec from a function's keyword-only parameters, docstring and registration metadata."""
     import inspect
 
+    from harness.api import method_metadata
+
     doc = inspect.getdoc(fn) or ""
-    return MethodSpec(name, fn, doc.splitlines()[0] if doc else "", signature_params(f"method '{name}'", fn))
+    meta = method_metadata(fn)
+    return MethodSpec(name, fn, doc.splitlines()[0] if doc else "", signature_params(f"method '{name}'", fn),
+                      citation=meta["citation"], resources=meta["resources"], deterministic=meta["deterministic"],
+                      omit_when_default=meta["omit_when_default"])
 
 
 def get_method(name: str) -> MethodSpec:

@@ -1,7 +1,9 @@
 """Static (fastText) vectors trained locally, cached on disk by content.
 
 No pretrained fastText model for our languages exists in any package registry, so FOCUS and the
-WECHSEL-style method train their own. fastText and torch are imported inside functions so that
+WECHSEL-style methods (wechsel, ramen) train their own. The WECHSEL-style pieces live here too: the
+word tokenization the word vectors are trained on, orthogonal Procrustes on a bilingual dictionary
+(or identical strings), and the text of each vocabulary entry. fastText and torch are imported inside functions so that
 ``import harness.api`` stays light.
 
 Determinism: use ``threads=1`` (the default): several Hogwild threads give different vectors on
@@ -14,6 +16,7 @@ unsupervised training, so a non-zero ``seed`` shuffles the line order instead.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -193,3 +196,89 @@ def _train(lines: list[str], hyper: dict[str, Any], threads: int, workdir: Path)
     finally:
         os.unlink(name)
 
+
+
+# --------------------------------------------------------------------------------------------
+# WECHSEL-style alignment of two word-vector spaces (shared by the wechsel and ramen methods)
+# --------------------------------------------------------------------------------------------
+_HAN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
+_WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+|[^\w\s]")  # numbers, letter runs, single symbols
+
+
+def words(text: str, lowercase: bool = True) -> list[str]:
+    """The word tokenization fastText is trained on (and dictionary words are looked up in)."""
+    text = _HAN.sub(r" \1 ", text.lower() if lowercase else text)
+    return _WORD.findall(text)
+
+
+def procrustes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Orthogonal W minimising ||x W - y||_F: W = U V^T for U S V^T = svd(x^T y)."""
+    u, _, vt = np.linalg.svd(x.T.astype(np.float64) @ y.astype(np.float64))
+    return (u @ vt).astype(np.float32)
+
+
+def dictionary_pairs(src: StaticVectors, tgt: StaticVectors, entries: list[tuple[str, str]],
+                     lowercase: bool = True) -> list[tuple[str, str]]:
+    """Entries whose two words (in some casing, as wechsel tries) are in both vocabularies."""
+    pairs: dict[tuple[str, str], None] = {}
+    for s_word, t_word in entries:
+        s_forms = {s_word.lower()} if lowercase else {s_word, s_word.lower(), s_word.title()}
+        t_forms = {t_word.lower()} if lowercase else {t_word, t_word.lower(), t_word.title()}
+        for s in s_forms:
+            for t in t_forms:
+                if src.has(s) and tgt.has(t):
+                    pairs[(s, t)] = None
+    return list(pairs)
+
+
+def identical_pairs(src: StaticVectors, tgt: StaticVectors) -> list[tuple[str, str]]:
+    """Words spelled the same in both vocabularies that contain a letter or digit."""
+    return [(w, w) for w in src.words if tgt.has(w) and any(ch.isalnum() for ch in w)]
+
+
+def align_vectors(src: StaticVectors, tgt: StaticVectors, entries: list[tuple[str, str]] | None, *,
+                  reason: str = "", lowercase: bool = True, min_pairs: int = 50,
+                  require_dictionary: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Procrustes map from the source to the target space, and how it was obtained.
+
+    ``entries`` is the bilingual dictionary (None where none exists, ``reason`` saying why). With
+    fewer than ``min_pairs`` usable pairs the words spelled identically in both vocabularies are
+    added (the "identical strings" supervision of Artetxe et al. 2017 / MUSE), unless
+    ``require_dictionary``.
+    """
+    pairs = dictionary_pairs(src, tgt, entries, lowercase) if entries else []
+    info: dict[str, Any] = {"dictionary_entries": len(entries or []), "dictionary_pairs": len(pairs)}
+    if len(pairs) >= min_pairs:
+        info["strategy"] = "dictionary"
+    else:
+        if require_dictionary:
+            raise HarnessError(f"only {len(pairs)} dictionary pairs are in both fastText vocabularies "
+                               f"(min_pairs={min_pairs}); lower min_pairs or allow the identical-string fallback")
+        info["strategy"] = "identical-strings"
+        info["reason"] = reason or f"only {len(pairs)} dictionary pairs in both vocabularies (< {min_pairs})"
+        pairs = list(dict.fromkeys(pairs + identical_pairs(src, tgt)))
+    if len(pairs) < 2:
+        raise HarnessError("no seed pairs to align the fastText spaces: the texts share no words and "
+                           "no dictionary applies")
+    x = np.stack([src.vector(s) for s, _ in pairs])
+    y = np.stack([tgt.vector(t) for _, t in pairs])
+    w = procrustes(x, y)
+    info["pairs"] = len(pairs)
+    info["pair_cosine_after"] = round(float(_mean_cos(x @ w, y)), 4)  # fit quality on the seeds
+    return w, info
+
+
+def _mean_cos(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    return float(((a * b).sum(1) / np.maximum(na * nb, 1e-12)).mean())
+
+
+def token_texts(tokenizer: Any, n: int, lowercase: bool) -> list[str]:
+    """Each vocabulary entry decoded alone, word-start/continuation markers removed."""
+    texts = []
+    for i in range(n):
+        text = tokenizer.decode([i]).strip()
+        text = text[2:] if text.startswith("##") else text
+        text = text.replace("▁", "").strip()
+        texts.append(text.lower() if lowercase else text)
+    return texts

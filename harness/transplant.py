@@ -2,7 +2,8 @@
 
 Input embeddings ``E_t = M E_s`` (explicit rows set directly), the MLM decoder weight (tied: it
 shares the new input matrix; untied: ``D_t = M D_s``) and every decoder bias ``b_t = M b_s``
-(explicit tokens take ``explicit_bias``) -- never zero-padded. The MLM transform block is kept.
+(explicit tokens take ``explicit_bias``) -- never zero-padded, unless the plan sets
+``decoder_bias`` (an ablation: the whole target bias given explicitly). The MLM transform block is kept.
 Works through ``get_input_embeddings`` / ``get_output_embeddings`` so BERT (cls.predictions),
 DistilBERT (vocab_projector) and RoBERTa / XLM-R (lm_head) need no special cases.
 """
@@ -84,7 +85,11 @@ def _replace_output(model: Any, output: Any, plan: "TransferPlan", tied: bool) -
     new_bias = {}  # id(old bias parameter) -> new parameter, so shared biases stay shared
     for bias in (output.bias, owner_bias):
         if isinstance(bias, torch.nn.Parameter) and bias.shape == (n_source,) and id(bias) not in new_bias:
-            new_bias[id(bias)] = torch.nn.Parameter(_remap_rows(plan, bias, plan.explicit_bias))
+            if plan.decoder_bias is not None:
+                value = plan.decoder_bias.to(dtype=bias.dtype, device=bias.device).clone()
+            else:
+                value = _remap_rows(plan, bias, plan.explicit_bias)
+            new_bias[id(bias)] = torch.nn.Parameter(value)
     if tied:
         weight = model.get_input_embeddings().weight
     else:

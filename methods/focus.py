@@ -56,7 +56,11 @@ def focus_mixing(new_vecs: torch.Tensor, support_vecs: torch.Tensor, support_col
     return torch.sparse_coo_tensor(index, torch.cat(vals), shape).coalesce().to_sparse_csr()
 
 
-@register_method("focus")
+@register_method(
+    "focus",
+    citation="Dobler & de Melo 2023, FOCUS (EMNLP); code: github.com/konstantinjdobler/focus (package deepfocus)",
+    resources=("target_text",), deterministic=False,
+)
 def focus_init(
     ctx: MethodContext,
     *,

@@ -4,7 +4,11 @@ from __future__ import annotations
 from harness.api import MethodContext, TransferPlan, build_plan, mean_bias, overlap_pairs, register_method
 
 
-@register_method("mean")
+@register_method(
+    "mean",
+    citation="baseline: the mean of E_s (no paper of its own)",
+    resources=(), deterministic=True,
+)
 def mean_init(
     ctx: MethodContext,
     *,

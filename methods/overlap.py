@@ -4,7 +4,11 @@ from __future__ import annotations
 from harness.api import MethodContext, TransferPlan, copy_and_random, overlap_pairs, register_method
 
 
-@register_method("overlap")
+@register_method(
+    "overlap",
+    citation="baseline: the overlap copy of FOCUS (Dobler & de Melo 2023), random rows for the rest",
+    resources=(), deterministic=False,
+)
 def overlap_init(
     ctx: MethodContext,
     *,

@@ -4,7 +4,11 @@ from __future__ import annotations
 from harness.api import MethodContext, TransferPlan, copy_and_random, overlap_pairs, register_method
 
 
-@register_method("random")
+@register_method(
+    "random",
+    citation="baseline: N(mean, std) of E_s per dimension (no paper of its own; WECHSEL's fallback row)",
+    resources=(), deterministic=False,
+)
 def random_init(
     ctx: MethodContext,
     *,

@@ -25,143 +25,35 @@ no segmenter is available (for zh/ja only single-character dictionary entries ca
 """
 from __future__ import annotations
 
-import re
 import time
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
 import torch
 
 from harness.api import (
-    HarnessError,
     MethodContext,
-    MissingResourceError,
-    OverlapOptions,
-    StaticVectors,
     TransferPlan,
+    align_to_target,
     build_plan,
-    find_overlap,
     mean_bias,
+    neighbour_mask,
     overlap_pairs,
+    procrustes,  # noqa: F401  (re-exported: the alignment lives in harness.static_vectors)
     random_rows,
     register_method,
+    special_pairs,
+    subword_vectors,
+    token_texts,
+    topk_softmax_rows,
     train_static_vectors,
+    words,
 )
 
-_HAN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
-_WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+|[^\w\s]")  # numbers, letter runs, single symbols
-_UNUSED = re.compile(r"^(\[unused\d+\]|<unused\d+>)$")
-
-
-def words(text: str, lowercase: bool = True) -> list[str]:
-    """The word tokenization fastText is trained on (and dictionary words are looked up in)."""
-    text = _HAN.sub(r" \1 ", text.lower() if lowercase else text)
-    return _WORD.findall(text)
-
-
-def procrustes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Orthogonal W minimising ||x W - y||_F: W = U V^T for U S V^T = svd(x^T y)."""
-    u, _, vt = np.linalg.svd(x.T.astype(np.float64) @ y.astype(np.float64))
-    return (u @ vt).astype(np.float32)
-
-
-def dictionary_pairs(src: StaticVectors, tgt: StaticVectors, entries: list[tuple[str, str]],
-                     lowercase: bool = True) -> list[tuple[str, str]]:
-    """Entries whose two words (in some casing, as wechsel tries) are in both vocabularies."""
-    pairs: dict[tuple[str, str], None] = {}
-    for s_word, t_word in entries:
-        s_forms = {s_word.lower()} if lowercase else {s_word, s_word.lower(), s_word.title()}
-        t_forms = {t_word.lower()} if lowercase else {t_word, t_word.lower(), t_word.title()}
-        for s in s_forms:
-            for t in t_forms:
-                if src.has(s) and tgt.has(t):
-                    pairs[(s, t)] = None
-    return list(pairs)
-
-
-def identical_pairs(src: StaticVectors, tgt: StaticVectors) -> list[tuple[str, str]]:
-    """Words spelled the same in both vocabularies that contain a letter or digit."""
-    return [(w, w) for w in src.words if tgt.has(w) and any(ch.isalnum() for ch in w)]
-
-
-def _dictionary(ctx: MethodContext, require: bool) -> tuple[list[tuple[str, str]] | None, str]:
-    try:
-        return list(ctx.dictionary()), ""
-    except (MissingResourceError, HarnessError) as err:  # e.g. no en-ko dictionary exists
-        if require:
-            raise
-        return None, str(err)
-
-
-def align(ctx: MethodContext, src: StaticVectors, tgt: StaticVectors, *, lowercase: bool, min_pairs: int,
-          require_dictionary: bool) -> tuple[np.ndarray, dict[str, Any]]:
-    """Procrustes map from source to target fastText space, and how it was obtained."""
-    entries, reason = _dictionary(ctx, require_dictionary)
-    pairs = dictionary_pairs(src, tgt, entries, lowercase) if entries else []
-    info: dict[str, Any] = {"dictionary_entries": len(entries or []), "dictionary_pairs": len(pairs)}
-    if len(pairs) >= min_pairs:
-        info["strategy"] = "dictionary"
-    else:
-        if require_dictionary:
-            raise HarnessError(f"only {len(pairs)} dictionary pairs are in both fastText vocabularies "
-                               f"(min_pairs={min_pairs}); lower min_pairs or allow the identical-string fallback")
-        info["strategy"] = "identical-strings"
-        info["reason"] = reason or f"only {len(pairs)} dictionary pairs in both vocabularies (< {min_pairs})"
-        pairs = list(dict.fromkeys(pairs + identical_pairs(src, tgt)))
-    if len(pairs) < 2:
-        raise HarnessError("no seed pairs to align the fastText spaces: the texts share no words and "
-                           "no dictionary applies")
-    x = np.stack([src.vector(s) for s, _ in pairs])
-    y = np.stack([tgt.vector(t) for _, t in pairs])
-    w = procrustes(x, y)
-    info["pairs"] = len(pairs)
-    info["pair_cosine_after"] = round(float(_mean_cos(x @ w, y)), 4)  # fit quality on the seeds
-    return w, info
-
-
-def _mean_cos(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    return float(((a * b).sum(1) / np.maximum(na * nb, 1e-12)).mean())
-
-
-def token_texts(tokenizer: Any, n: int, lowercase: bool) -> list[str]:
-    """Each token decoded alone, word-start/continuation markers removed."""
-    texts = []
-    for i in range(n):
-        text = tokenizer.decode([i]).strip()
-        text = text[2:] if text.startswith("##") else text
-        text = text.replace("▁", "").strip()
-        texts.append(text.lower() if lowercase else text)
-    return texts
-
-
-def _unit(m: np.ndarray) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))
-    return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-
-def _special_pairs(ctx: MethodContext) -> dict[int, int]:
-    overlap = find_overlap(ctx.source_tokenizer, ctx.target_tokenizer, OverlapOptions(True, False, False))
-    return {t: s for t, s in overlap.pairs.items() if overlap.reasons[t].startswith("special:")}
-
-
-def topk_softmax_rows(tgt: torch.Tensor, src: torch.Tensor, allowed: torch.Tensor, ids: torch.Tensor,
-                      shape: tuple[int, int], k: int, temperature: float, block: int = 1024) -> tuple[torch.Tensor, float]:
-    """CSR rows ``ids``: softmax(cos / temperature) over the k nearest ``allowed`` source rows;
-    also the mean cosine of the nearest neighbour."""
-    mask = torch.where(allowed, 0.0, float("-inf"))
-    k = min(k, int(allowed.sum()))
-    rows, cols, vals, top1 = [], [], [], []
-    for start in range(0, len(tgt), block):
-        sims, idx = (tgt[start:start + block] @ src.T + mask).topk(k, dim=1)
-        rows.append(ids[start:start + block].repeat_interleave(k)), cols.append(idx.flatten())
-        vals.append(torch.softmax(sims / temperature, dim=1).flatten()), top1.append(sims[:, 0])
-    index = torch.stack([torch.cat(rows), torch.cat(cols)])
-    csr = torch.sparse_coo_tensor(index, torch.cat(vals), shape).coalesce().to_sparse_csr()
-    return csr, float(torch.cat(top1).mean())
-
-
-@register_method("wechsel")
+@register_method(
+    "wechsel",
+    citation="Minixhofer et al. 2022, WECHSEL (NAACL); code: github.com/CPJKU/wechsel",
+    resources=("source_text", "target_text", "dictionary"), deterministic=False,
+)
 def wechsel_init(
     ctx: MethodContext,
     *,
@@ -215,21 +107,17 @@ def wechsel_init(
     src_vectors = train_static_vectors(ctx.source_text(), **hyper)
     tgt_vectors = train_static_vectors(ctx.target_text(), **hyper)
     fasttext_seconds = time.perf_counter() - start
-    w, alignment = align(ctx, src_vectors, tgt_vectors, lowercase=lowercase, min_pairs=min_pairs,
-                         require_dictionary=require_dictionary)
+    w, alignment = align_to_target(ctx, src_vectors, tgt_vectors, lowercase=lowercase, min_pairs=min_pairs,
+                                   require_dictionary=require_dictionary)
 
     copied = (overlap_pairs(ctx, match_symbols, exact_match_all, fuzzy_match_all) if copy_overlap
-              else _special_pairs(ctx))
-    src_texts = token_texts(ctx.source_tokenizer, ctx.n_source, lowercase)
-    src = _unit(np.stack([src_vectors.vector(t) for t in src_texts]) @ w)
-    excluded = set(getattr(ctx.source_tokenizer, "all_special_ids", [])) | {
-        i for i, tok in enumerate(ctx.source_tokenizer.convert_ids_to_tokens(list(range(ctx.n_source))))
-        if tok is None or _UNUSED.match(tok)}
-    allowed = (src.norm(dim=1) > 0) & ~torch.isin(torch.arange(ctx.n_source), torch.tensor(sorted(excluded), dtype=torch.long))
+              else special_pairs(ctx))
+    src = subword_vectors(src_vectors, token_texts(ctx.source_tokenizer, ctx.n_source, lowercase), w)
+    allowed = (src.norm(dim=1) > 0) & neighbour_mask(ctx.source_tokenizer, ctx.n_source)
 
     new = [t for t in range(ctx.n_target) if t not in copied]
     tgt_texts = token_texts(ctx.target_tokenizer, ctx.n_target, lowercase)
-    tgt = _unit(np.stack([tgt_vectors.vector(tgt_texts[t]) for t in new])) if new else torch.zeros(0, dim)
+    tgt = subword_vectors(tgt_vectors, [tgt_texts[t] for t in new]) if new else torch.zeros(0, dim)
     has_vec = tgt.norm(dim=1) > 0
     mixed = [t for t, ok in zip(new, has_vec.tolist()) if ok]
     fallback = [t for t, ok in zip(new, has_vec.tolist()) if not ok]
