@@ -18,7 +18,10 @@ SPECIAL_ROLES = ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token
 
 @dataclass(frozen=True)
 class OverlapOptions:
-    """Which overlap tests to apply, in this order (first match wins)."""
+    """Which overlap tests to apply. Order (first match wins): special tokens by role
+    (``match_symbols``), identical canonical form (``exact_match_all``), numbers / punctuation /
+    whitespace ignoring the word-start marker (``match_symbols``), then the fuzzy form
+    (``fuzzy_match_all``). Exact before symbol is the authors' (FOCUS / SemBridge) order."""
 
     match_symbols: bool = True
     exact_match_all: bool = True
@@ -150,16 +153,17 @@ def find_overlap(source_tokenizer: Any, target_tokenizer: Any, options: OverlapO
     if options.match_symbols:
         for role, t in tgt.special_ids.items():  # special tokens match by role ([CLS] <-> <s>)
             take(t, src.special_ids.get(role), f"special:{role}")
+    if options.exact_match_all:  # before the symbol test, as the authors' code: "##9" copies "##9", not "9"
+        exact_ids = _first_ids(src.forms)
+        for t, form in enumerate(tgt.forms):
+            if tgt.tokens[t]:
+                take(t, exact_ids.get(form), "exact")
+    if options.match_symbols:
         # numbers and punctuation match whether or not they start a word
         symbol_ids = _first_ids([fuzzy(f) if f and is_symbol(f) else "\0" for f in src.forms])
         for t, form in enumerate(tgt.forms):
             if tgt.tokens[t] and is_symbol(form):
                 take(t, symbol_ids.get(fuzzy(form)), "symbol")
-    if options.exact_match_all:
-        exact_ids = _first_ids(src.forms)
-        for t, form in enumerate(tgt.forms):
-            if tgt.tokens[t]:
-                take(t, exact_ids.get(form), "exact")
     if options.fuzzy_match_all:
         fuzzy_ids = _first_ids([fuzzy(f) if f else "\0" for f in src.forms])
         for t, form in enumerate(tgt.forms):

@@ -27,7 +27,7 @@ def test_overlap_wordpiece_source_sentencepiece_target():
     assert ov.pairs[tv["▁the"]] == sv["the"] and ov.reasons[tv["▁the"]] == "exact"
     assert ov.pairs[tv["s"]] == sv["##s"]  # continuation <-> continuation
     assert ov.pairs[tv["▁PARIS"]] == sv["paris"] and ov.reasons[tv["▁PARIS"]] == "fuzzy"
-    assert ov.reasons[tv["▁7"]] == "symbol" and ov.pairs[tv["▁7"]] == sv["7"]
+    assert ov.reasons[tv["▁7"]] == "exact" and ov.pairs[tv["▁7"]] == sv["7"]  # "▁7" is the canonical form of "7"
     assert ov.reasons[tv["."]] == "symbol"  # a continuation "." matches the word-start "."
     assert tv["▁서울"] not in ov.pairs
     # special tokens match by role: <s> is the CLS of a SentencePiece tokenizer
@@ -52,3 +52,17 @@ def test_first_source_id_wins():
     tgt = make_sentencepiece(["▁PARIS"])
     ov = find_overlap(src, tgt, OverlapOptions(False, False, True))
     assert ov.pairs[tgt.get_vocab()["▁PARIS"]] == min(src.get_vocab()["Paris"], src.get_vocab()["paris"])
+
+
+def test_exact_match_comes_before_the_symbol_match():
+    """The authors' order (FOCUS / SemBridge): a continuation "##9" copies the source "##9", not "9"."""
+    src = make_wordpiece(["9", "##9", "7", "%"])
+    tgt = make_wordpiece(["##9", "9", "##7", "##%"])
+    sv, tv = src.get_vocab(), tgt.get_vocab()
+    ov = find_overlap(src, tgt)
+    assert ov.pairs[tv["##9"]] == sv["##9"] and ov.reasons[tv["##9"]] == "exact"
+    assert ov.pairs[tv["9"]] == sv["9"] and ov.reasons[tv["9"]] == "exact"
+    # no exact form: the symbol test still matches across the word-start marker
+    assert ov.pairs[tv["##7"]] == sv["7"] and ov.reasons[tv["##7"]] == "symbol"
+    assert ov.pairs[tv["##%"]] == sv["%"] and ov.reasons[tv["##%"]] == "symbol"
+    assert ov.reasons[tv["[CLS]"]] == "special:cls_token"  # special tokens by role still come first
