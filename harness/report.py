@@ -100,7 +100,8 @@ def md_cell(cell: Cell, best: bool, is_baseline: bool) -> str:
 
 
 def caption(table: Table, test: str, correction: str) -> str:
-    seeds = "mean ± sd over seeds (sd only with two or more seeds)"
+    seeds = ("mean ± sd over seeds (sd only with two or more seeds, and not for a method that draws nothing "
+             "at random when its seeds agree)")
     if table.baseline is None:
         sig = f"no significance tests (baseline method '{table.baseline_method}' has no single row in this table)"
     else:

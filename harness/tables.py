@@ -136,6 +136,7 @@ class Cell:
     p: float | None = None
     p_adjusted: float | None = None
     diff: float | None = None
+    deterministic: bool = True  # every record's plan says it did not depend on the seed
 
     @property
     def mean(self) -> float:
@@ -143,7 +144,9 @@ class Cell:
 
     @property
     def sd(self) -> float | None:
-        if len(self.values) < 2:
+        """None with one seed, or for a method that draws nothing at random whose seeds agree
+        (no "± 0.000"); fine-tuning still varies with the seed, and then the sd is shown."""
+        if len(self.values) < 2 or (self.deterministic and len(set(self.values)) == 1):
             return None
         m = self.mean
         return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
@@ -190,6 +193,7 @@ def build_table(entries: list[Entry], metric: str, baseline_method: str,
             continue
         seen[key] = entry.record["run_id"]
         cell = cells.setdefault((entry.label, entry.column), Cell([], []))
+        cell.deterministic = cell.deterministic and bool(entry.record.get("plan", {}).get("deterministic"))
         cell.values.append(value)
         cell.per_query.append(entry.per_query[metric])
     references = {e.label for e in entries if e.record["method"] in REFERENCE_METHODS}
