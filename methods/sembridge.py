@@ -11,42 +11,68 @@ returns the same weights much faster and still exactly:
   at or below it. This is checked per row; rows that fail are solved again with twice the k,
   up to the full row, so the result never depends on k.
 
+* the k candidate scores of a row are recomputed in float64 from the raw vectors (a gather and a
+  small dot product per row), so the threshold and weights are those of the authors' computation:
+  their ``fastdist`` cosines are float64, and so is their ``entmax_bisect``. The float32 matrix
+  product only selects candidates; the exactness check adds a bound on its rounding error
+  (``_float32_margin``), so no entry it leaves out can reach the threshold.
+
 Entmax convention (entmax 1.3, ``entmax_bisect``): ``p_j = [(alpha-1) z_j - tau]_+ ^ (1/(alpha-1))``
 with tau such that ``sum_j p_j = 1``; the package then divides by the sum, as we do. Thresholds
-are solved in float64, so rows match float64 ``entmax_bisect`` to ~1e-6. The authors' float32 call
-is itself less accurate for large alpha: an entry just above tau gets ``(x - tau)^(1/(alpha-1))``,
-which amplifies float32 rounding of tau (differences up to ~5e-3 at alpha 4, none at alpha <= 2.5
-beyond 1e-6 in our tests).
+are solved in float64 on float64 scores, so rows match a float64 per-token ``entmax_bisect`` on
+float64 cosines to ~1e-6 at every alpha. Float32 scores are not enough: an entry just above tau
+gets ``(x - tau)^(1/(alpha-1))``, which amplifies the ~1e-7 rounding of a float32 cosine (on the
+Korean pocket vocabulary, weights computed from float32 cosines were off by up to 4.0e-4 at
+alpha 4 and 1.7e-5 at alpha 2.5).
+
+Ablations (parameters; defaults are the harness's SemBridge): ``bias`` (remap with the mixing
+weights, or leave it stale as ``resize_token_embeddings`` does in the authors' code, or zero),
+``copy_overlap`` and each overlap test, ``alpha``.
 """
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from harness.api import MethodContext, TransferPlan, build_plan, overlap_pairs, register_method, sparsemax_threshold
+from harness.api import (
+    MethodContext,
+    TransferPlan,
+    build_plan,
+    overlap_pairs,
+    register_method,
+    sparsemax_threshold,
+    special_pairs,
+)
 
 # 60 halvings of a bracket no wider than 1 reach float64 resolution for thresholds of any size
 # that cosine scores produce, so the bisection result is the exact threshold up to rounding.
 _BISECT_ITERS = 60
+# The float32 threshold only decides which candidates are recomputed in float64: a lower bound
+# within 2^-24 of it is enough (the lower bracket end never drops a candidate it should keep).
+_ROUGH_ITERS = 24
 # Typical supports are tiny (alpha 4: ~3 entries), so first solve on the 8 best scores of the
 # fetched top-k and only widen rows that need it: most rows never pay for k_init-wide solves.
+# When nearly every row of the previous block was done by that first solve, a block fetches only
+# the 9 scores it needs (a narrower top-k is cheaper) and fetches k_init for the rows that fail.
 _FIRST_SOLVE = 8
+_NARROW_WHEN = 0.9
 
 
 # --------------------------------------------------------------------------------------------
 # Threshold solvers (rows of x sorted in decreasing order, x = (alpha-1) * score)
 # --------------------------------------------------------------------------------------------
-def _bisect_tau(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
-    """Entmax threshold by bisection, the lower bracket end (sum of weights >= 1 there)."""
+def _bisect_tau(x: torch.Tensor, alpha: float | torch.Tensor, iters: int = _BISECT_ITERS) -> torch.Tensor:
+    """Entmax threshold by bisection, the lower bracket end (sum of weights >= 1 there, so it is
+    never above the exact threshold, and at most 2^-iters below it)."""
     k = x.shape[1]
     power = 1.0 / (alpha - 1)
     top = x[:, :1]
     lo = top - 1.0  # the best entry alone already has weight 1
     hi = top - (1.0 / k) ** (alpha - 1)  # every entry has weight <= 1/k
-    for _ in range(_BISECT_ITERS):
+    for _ in range(iters):
         mid = (lo + hi) / 2
         heavy = (x - mid).clamp_min(0).pow(power).sum(1, keepdim=True) >= 1
         lo = torch.where(heavy, mid, lo)
@@ -59,10 +85,10 @@ def _entmax_weights(x: torch.Tensor, alpha: float | torch.Tensor, tau: torch.Ten
     return p / p.sum(1, keepdim=True)  # same final normalisation as entmax_bisect
 
 
-def _solve(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+def _solve(x: torch.Tensor, alpha: float | torch.Tensor, iters: int = _BISECT_ITERS) -> torch.Tensor:
     if isinstance(alpha, float) and alpha == 2.0:
         return sparsemax_threshold(x, dim=1)
-    return _bisect_tau(x, alpha)
+    return _bisect_tau(x, alpha, iters)
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,33 +113,107 @@ class _Entries:
         self.vals.append(weights[keep].float().cpu())
 
 
-def _block_weights(scores: torch.Tensor, scale: torch.Tensor, alpha: float | torch.Tensor, k_init: int,
-                   top_k_cap: int | None, out: _Entries, stats: dict[str, int], offset: int) -> None:
-    """Exact entmax rows of ``scores`` (B x n), x = scale * score per row, into ``out`` as rows offset + i."""
+def _float32_margin(d: int) -> float:
+    """A bound on |float32 cosine - float64 cosine| for unit vectors of dimension d: normalising each
+    side in float32 costs about (d/2 + 2) units of rounding, the dot product d (any summation order)."""
+    return (2 * d + 8) * 2.0**-24
+
+
+_GATHER_ELEMENTS = 1 << 22  # bound on the (rows x k x d) float64 gather of one recompute chunk
+
+
+class _Source64:
+    """Float64 cosines against the raw source vectors, for a few candidates per target row (a
+    gather of float64 unit rows and a batched dot product), or over whole rows by one float64
+    matrix product once the candidates are a sizeable part of them (alpha 1.5 keeps thousands)."""
+
+    def __init__(self, raw: torch.Tensor) -> None:
+        self.unit = raw.double() / raw.double().norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def rows(self, t64: torch.Tensor) -> torch.Tensor:
+        """Cosines of unit rows ``t64`` (R x d) with every source row (R x n)."""
+        return t64 @ self.unit.T
+
+    def fill(self, exact: torch.Tensor, done_to: torch.Tensor, need_to: torch.Tensor, idx: torch.Tensor,
+             t64: torch.Tensor) -> None:
+        """Float64 scores of candidate positions [done_to[r], need_to[r]) of each row into ``exact``
+        (R x k, the columns ``idx``); rows are grouped by that width rounded up to a power of two,
+        so the padding costs at most twice the work."""
+        width = need_to - done_to
+        k, d = exact.shape[1], self.unit.shape[1]
+        flat_idx, flat_exact = idx.reshape(-1), exact.view(-1)
+        bucket = torch.where(width > 0, torch.ceil(torch.log2(width.clamp_min(1).double())).long(), -1)
+        for b in bucket.unique().tolist():
+            if b < 0:
+                continue
+            w = 1 << b
+            rows = (bucket == b).nonzero().squeeze(1)
+            step = max(1, _GATHER_ELEMENTS // (w * d))
+            for lo in range(0, len(rows), step):
+                r = rows[lo:lo + step]
+                # positions past need_to (up to k - 1) get their own, correct float64 scores too
+                lin = (r[:, None] * k + (done_to[r, None] + torch.arange(w, device=r.device)).clamp_max(k - 1)).reshape(-1)
+                atoms = self.unit.index_select(0, flat_idx.index_select(0, lin)).view(len(r), w, d)
+                flat_exact.index_copy_(0, lin, torch.bmm(atoms, t64.index_select(0, r)[:, :, None]).reshape(-1))
+
+
+def _block_weights(scores: torch.Tensor, t64: torch.Tensor, source: _Source64, scale: torch.Tensor,
+                   alpha: float | torch.Tensor, k_init: int, top_k_cap: int | None, margin: float, out: _Entries,
+                   stats: dict[str, int], offset: int) -> None:
+    """Exact entmax rows of the block (float32 ``scores`` B x n select candidates; their float64
+    cosines, from unit rows ``t64``, are the scores), x = scale * score per row, into ``out`` as
+    rows offset + i."""
     n = scores.shape[1]
     pending = torch.arange(scores.shape[0], device=scores.device)
     k = min(top_k_cap, n) if top_k_cap else min(_FIRST_SOLVE, k_init, n)
-    vals, idx = scores.topk(k if top_k_cap else min(max(k, k_init) + 1, n), dim=1)
-    grown = False
+    first_fetch = k + 1 if stats.get("first_solve_done", 0.0) >= _NARROW_WHEN else max(k, k_init) + 1
+    vals, idx = scores.topk(k if top_k_cap else min(first_fetch, n), dim=1)
+    exact, done_to = vals.double(), torch.zeros(len(pending), dtype=torch.long, device=vals.device)
+    grown, first = False, True
     while pending.numel():
         if vals.shape[1] < min(k + 1, n) and not top_k_cap:  # unfinished rows need more scores
-            stats["rows_grown"] += 0 if grown else int(pending.numel())  # pending only shrinks
-            grown = True
-            vals, idx = scores[pending].topk(min(k + 1, n), dim=1)
+            if k > k_init:
+                stats["rows_grown"] += 0 if grown else int(pending.numel())  # pending only shrinks
+                grown = True
+            vals, idx = scores[pending].topk(min(max(k, k_init) + 1, n), dim=1)
+            exact, done_to = vals.double(), torch.zeros(len(pending), dtype=torch.long, device=vals.device)
         row_alpha = alpha if isinstance(alpha, float) else alpha[pending]
-        x = vals[:, :k].double() * scale[pending]
+        row_scale = scale[pending]
+        # A float32 score is within `margin` of the float64 cosine, so x moves by at most eps and
+        # so does tau: an entry more than 2 eps below the float32 threshold has zero weight under
+        # the float64 one, whatever its float64 score. Only the others (a prefix of the candidates,
+        # which are in float32 order) are recomputed in float64; the rest keep float32 scores,
+        # which stay below the threshold. exact[:, :done_to] holds float64 scores already.
+        eps = margin * row_scale
+        x32 = vals[:, :k].double() * row_scale
+        need_to = (x32 > _solve(x32, row_alpha, _ROUGH_ITERS) - 2 * eps).sum(1)
+        t_rows = t64[pending]
+        dense = int((need_to - done_to).clamp_min(0).sum()) * 8 >= len(pending) * n and not top_k_cap
+        if dense:  # supports of thousands (alpha 1.5): whole float64 rows by one product, solved in full
+            top, cols = source.rows(t_rows).sort(dim=1, descending=True)
+            k = n
+        else:
+            source.fill(exact, done_to, need_to, idx, t_rows)
+            done_to = torch.maximum(done_to, need_to)
+            top, order = exact[:, :k].sort(dim=1, descending=True)  # the solvers want rows in decreasing order
+            cols = idx[:, :k].gather(1, order)
+        x = top * row_scale
         tau = _solve(x, row_alpha)
-        # exact iff the next score gets zero weight; a full (or capped) row has no next score
+        # exact iff no score outside the k can reach tau: each is at most the (k+1)-th float32 score
+        # plus the float32 rounding bound; a full (or capped) row has no next score
         if k >= n or top_k_cap:
             done = torch.ones_like(pending, dtype=torch.bool)
         else:
-            done = vals[:, k, None].double() * scale[pending] <= tau
+            done = (vals[:, k, None].double() + margin) * row_scale <= tau
             done = done.squeeze(1)
         if bool(done.any()):
             a_done = row_alpha if isinstance(row_alpha, float) else row_alpha[done]
-            out.emit(pending[done] + offset, idx[done, :k], _entmax_weights(x[done], a_done, tau[done]))
+            out.emit(pending[done] + offset, cols[done], _entmax_weights(x[done], a_done, tau[done]))
             stats["max_k"] = max(stats["max_k"], k)
-        pending, vals, idx = pending[~done], vals[~done], idx[~done]
+        if first:
+            stats["first_solve_done"], first = float(done.double().mean()), False
+        pending, vals, idx, exact, done_to = (pending[~done], vals[~done], idx[~done], exact[~done],
+                                              done_to[~done])
         k = min(2 * k, n)
 
 
@@ -121,11 +221,17 @@ def _block_weights(scores: torch.Tensor, scale: torch.Tensor, alpha: float | tor
 # Public function
 # --------------------------------------------------------------------------------------------
 def _cosine_into(buf: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """t @ s.T into buf; on CPU numpy's OpenBLAS sgemm is ~1.4x faster than torch's on AMD cores."""
+    """t @ s.T into buf; on CPU numpy's OpenBLAS sgemm is ~1.4x faster than torch's on AMD cores.
+    On CUDA TF32 is switched off for the product: the exactness margin assumes float32 rounding."""
     if t.device.type == "cpu":
         np.matmul(t.numpy(), s.numpy().T, out=buf.numpy())
         return buf
-    return torch.mm(t, s.T, out=buf)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        return torch.mm(t, s.T, out=buf)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 def _alpha_per_row(alpha: float | torch.Tensor, n_target: int, device: torch.device) -> float | torch.Tensor:
@@ -156,7 +262,7 @@ def bridge_weights(
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
     """Row t = alpha-entmax over source j of cos(target_vecs[t], source_vecs[j]), as sparse CSR.
 
-    Each row equals ``entmax.entmax_bisect(cos_row, alpha)`` (up to float rounding), computed
+    Each row equals ``entmax.entmax_bisect(cos_row, alpha)`` on float64 cosines (to ~1e-6), computed
     exactly by top-k pre-selection with a per-row check and k doubling (see the module doc).
 
     target_vecs (n_target x d), source_vecs (n_source x d): any scale; rows are L2-normalised here.
@@ -181,19 +287,24 @@ def bridge_weights(
     a = _alpha_per_row(alpha, n_t, device)
     scale = (a if isinstance(a, torch.Tensor) else torch.full((n_t, 1), a, dtype=torch.float64, device=device)) - 1
     scale = scale / (temperature or 1.0)
+    source64 = _Source64(source_vecs.to(device))  # float64 cosines use the raw vectors
     source = torch.nn.functional.normalize(source_vecs.to(device, torch.float32), dim=1).contiguous()
+    margin = _float32_margin(source.shape[1])
     buf = torch.empty(min(batch_size, n_t), n_s, device=device)  # reused: no page faults per block
-    out, stats = _Entries(), {"rows_grown": 0, "max_k": 0}
+    out, stats = _Entries(), {"rows_grown": 0, "max_k": 0, "first_solve_done": 0.0}
     for lo in range(0, n_t, batch_size):
         hi = min(lo + batch_size, n_t)
-        t = torch.nn.functional.normalize(target_vecs[lo:hi].to(device, torch.float32), dim=1).contiguous()
+        raw = target_vecs[lo:hi].to(device)
+        t = torch.nn.functional.normalize(raw.to(torch.float32), dim=1).contiguous()
+        t64 = torch.nn.functional.normalize(raw.double(), dim=1)
         scores = _cosine_into(buf[: hi - lo], t, source)
         row_alpha = a if isinstance(a, float) else a[lo:hi]
-        _block_weights(scores, scale[lo:hi], row_alpha, k_init, top_k_cap, out, stats, lo)
+        _block_weights(scores, t64, source64, scale[lo:hi], row_alpha, k_init, top_k_cap, margin, out, stats, lo)
     csr = _to_csr(out, n_t, n_s)
     if not return_stats:
         return csr
     nnz = int(csr.values().numel())
+    stats.pop("first_solve_done")
     return csr, {"rows": n_t, "nnz": nnz, "mean_support": nnz / max(n_t, 1), **stats}
 
 
@@ -239,51 +350,72 @@ def _spread_rows(weights: torch.Tensor, row_ids: torch.Tensor, n_rows: int, n_co
     return torch.sparse_csr_tensor(full_crow, weights.col_indices(), weights.values(), (n_rows, n_cols))
 
 
-def _checked_bridge_vectors(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
-    target_vecs, source_vecs = ctx.bridge_vectors()
-    if target_vecs.shape[0] != ctx.n_target:
-        raise ValueError(f"bridge vectors cover {target_vecs.shape[0]} target tokens, the tokenizer has {ctx.n_target}")
-    if source_vecs.shape[0] > ctx.n_source:
-        raise ValueError(f"bridge vectors cover {source_vecs.shape[0]} source tokens, E_s has {ctx.n_source} rows")
-    return target_vecs, source_vecs
+def ablated_bias(ctx: MethodContext, bias: str) -> torch.Tensor | None:
+    """The whole target decoder bias for the ``bias`` ablation (None: remap it with the plan).
+
+    stale: what the authors' flow leaves after ``resize_token_embeddings``: target id i keeps the
+    source bias of id i, zero beyond the source vocabulary (and the tail cut off when it is smaller).
+    """
+    if bias == "remap" or ctx.source_bias is None:
+        return None
+    if bias == "zero":
+        return torch.zeros(ctx.n_target)
+    stale = torch.zeros(ctx.n_target)
+    n = min(ctx.n_target, int(ctx.source_bias.shape[0]))
+    stale[:n] = ctx.source_bias.detach().float().cpu()[:n]
+    return stale
 
 
-@register_method("sembridge")
+@register_method(
+    "sembridge",
+    citation="SemBridge (arXiv 2605.26002, EMNLP 2026); code: github.com/seongtaehong/SemBridge",
+    resources=("bridge_vectors",), deterministic=True, omit_when_default=("bias", "copy_overlap"),
+)
 def sembridge(
     ctx: MethodContext,
     *,
     alpha: float = 4.0,
+    copy_overlap: bool = True,
     match_symbols: bool = True,
     exact_match_all: bool = True,
     fuzzy_match_all: bool = True,
+    bias: Literal["remap", "stale", "zero"] = "remap",
     temperature: float | None = None,
     top_k_cap: int | None = None,
 ) -> TransferPlan:
     """Copy overlapping tokens; every other token is the alpha-entmax mixture of all source rows by bridge cosine.
 
     Faithful to the authors' code (no temperature, no top-k, all source tokens including special
-    ones), computed exactly but in batches. Needs the ``bridge_vectors`` resource.
+    ones), computed exactly but in batches. Needs the ``bridge_vectors`` resource. Deviation: the
+    decoder bias is remapped with the mixing weights (``bias="stale"`` is the authors' flow).
 
     Parameters:
         alpha: entmax alpha (> 1; 2 = sparsemax, larger = sparser). The authors' library default
             is 2.5; their README and examples use 4.0
+        copy_overlap: copy overlapping tokens (false: only special tokens, matched by role, are
+            copied and every other token is mixed; turn the three tests off to copy nothing)
         match_symbols: overlap test: numbers, punctuation and special tokens (by role)
         exact_match_all: overlap test: identical canonical form
         fuzzy_match_all: overlap test: identical form ignoring case and the word-start marker
+        bias: decoder bias of the target model: remap (b_t = M b_s, ours), stale (the source bias of
+            the same id, zero beyond the source vocabulary: what the authors' resize leaves), zero
         temperature: divide cosine scores by this before entmax (extension, off by default)
         top_k_cap: run entmax over each token's top_k_cap scores only (extension, not exact, off by default)
     """
-    copied = overlap_pairs(ctx, match_symbols, exact_match_all, fuzzy_match_all)
+    copied = overlap_pairs(ctx, match_symbols, exact_match_all, fuzzy_match_all) if copy_overlap else special_pairs(ctx)
     new_ids = torch.tensor([t for t in range(ctx.n_target) if t not in copied], dtype=torch.long)
     info: dict[str, Any] = {"alpha": alpha, "temperature": temperature, "top_k_cap": top_k_cap,
                             "exact": top_k_cap is None, "overlap": len(copied)}
+    if bias != "remap":
+        info["bias"] = bias
     mixed = None
     if len(new_ids):
-        target_vecs, source_vecs = _checked_bridge_vectors(ctx)
+        target_vecs, source_vecs = ctx.bridge_vectors()
         start = time.perf_counter()
         weights, stats = bridge_weights(target_vecs[new_ids], source_vecs, alpha, temperature=temperature,
                                         top_k_cap=top_k_cap, device=ctx.device, return_stats=True)
         info.update(seconds=round(time.perf_counter() - start, 3), mean_support=stats["mean_support"],
                     rows_k_grown=stats["rows_grown"], max_k=stats["max_k"])
         mixed = _spread_rows(weights, new_ids, ctx.n_target, ctx.n_source)
-    return build_plan(ctx.n_target, ctx.n_source, mixed_csr=mixed, copied=copied, info=info)
+    return build_plan(ctx.n_target, ctx.n_source, mixed_csr=mixed, copied=copied, info=info,
+                      decoder_bias=ablated_bias(ctx, bias))
