@@ -13,6 +13,10 @@ objective would have to be squeezed into its loss/collator interface. The loop b
 seeded data order that is a pure function of the step, AdamW + linear warm-up/decay, bf16 autocast
 on CUDA, DDP under torchrun, and a checkpoint holding everything that determines the future.
 
+Speed: the SPLADE vectors come from ``harness.splade_head`` (the MLM decoder fused with max pooling,
+whose backward multiplies only the arg-max rows) for the architectures it recognises, each training
+text is tokenized once (``TokenCache``), and AdamW is the fused kernel; ``bench/train.py`` measures it.
+
 Data order: epoch e is a permutation of the examples drawn from ``default_rng([seed, e])``; step s
 takes global positions ``s*B .. s*B+B-1`` of the concatenated epochs. ``train.batch_size`` is the
 global batch; under DDP each rank takes its contiguous slice (in-batch negatives are per rank).
@@ -117,6 +121,7 @@ class Loop:
         self.examples, self.evaluate, self.work_dir, self.fingerprint = examples, evaluate, work_dir, fingerprint
         self.dist, self.echo = dist, echo
         self.module = _splade_module_class()(model, accepted_inputs(model))
+        self.tokens = TokenCache(tokenizer, self.module.inputs)
         self.forward = self.module
         if dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -125,24 +130,16 @@ class Loop:
             self.forward = DistributedDataParallel(self.module, device_ids=ids)
 
     def train(self, state: TrainState, optimizer: Any, scheduler: Any) -> None:
-        import torch
-
         total = self.run["train.steps"]
         if state.step == 0 and not state.curve:
             self.point(state, 0)
         bar = _progress(total, state.step, self.run["train.objective"], self.dist.main)
         for step in range(state.step + 1, total + 1):
             start = time.perf_counter()
-            self.model.train()
-            loss, _ = self.batch_loss(step)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.run.get("train.max_grad_norm", 1.0))
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss = self.optimise(step, optimizer, scheduler)
             state.step = step
             state.elapsed += time.perf_counter() - start
-            state.loss_sum += float(loss.detach())
+            state.loss_sum += float(loss)
             state.loss_n += 1
             bar.update(1)
             bar.set_postfix(loss=f"{state.loss_sum / state.loss_n:.3f}")
@@ -151,6 +148,19 @@ class Loop:
             if step % self.run["train.checkpoint_every"] == 0 or step == total:
                 self.checkpoint(state, optimizer, scheduler)
         bar.close()
+
+    def optimise(self, step: int, optimizer: Any, scheduler: Any) -> Any:
+        """One update on the batch of ``step``: forward, backward, clipping, AdamW, schedule; the loss."""
+        import torch
+
+        self.model.train()
+        loss, _ = self.batch_loss(step)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.run.get("train.max_grad_norm", 1.0))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
 
     def batch_loss(self, step: int, global_batch: list[int] | None = None) -> tuple[Any, dict[str, Any]]:
         """Loss of the batch of ``step`` (1-based) on this rank; also returns the representations."""
@@ -181,8 +191,7 @@ class Loop:
         return reps
 
     def features(self, texts: list[str], max_length: int) -> dict[str, Any]:
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        return {k: v.to(self.dist.device) for k, v in enc.items() if k in self.module.inputs}
+        return {k: v.to(self.dist.device) for k, v in self.tokens(texts, max_length).items()}
 
     # -- curve and checkpoints ----------------------------------------------------------------
     def point(self, state: TrainState, step: int) -> None:
@@ -225,6 +234,40 @@ class Loop:
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": rng, "state": asdict(state)}, curve=state.curve)
         _barrier(self.dist)
+
+
+class TokenCache:
+    """``tokenizer(texts, padding=True, truncation=True, max_length=L, return_tensors="pt")`` with each
+    (text, L) tokenized once: training revisits the same examples every epoch. Batches are padded to
+    their longest sequence, on the tokenizer's padding side, with its pad id and pad token type id."""
+
+    def __init__(self, tokenizer: Any, inputs: set[str]) -> None:
+        self.tokenizer, self.inputs = tokenizer, inputs
+        self.cached: dict[tuple[str, int], dict[str, Any]] = {}  # (text, max_length) -> {input: 1-d tensor}
+
+    def __call__(self, texts: list[str], max_length: int) -> dict[str, Any]:
+        import torch
+
+        tok = self.tokenizer
+        if tok.pad_token_id is None:  # the tokenizer's own call says what is wrong
+            enc = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            return {k: v for k, v in enc.items() if k in self.inputs}
+        missing = list(dict.fromkeys(t for t in texts if (t, max_length) not in self.cached))
+        if missing:
+            enc = tok(missing, truncation=True, max_length=max_length)
+            for j, text in enumerate(missing):
+                self.cached[(text, max_length)] = {k: torch.tensor(enc[k][j], dtype=torch.long) for k in enc.keys()
+                                                   if k in self.inputs}
+        rows = [self.cached[(t, max_length)] for t in texts]
+        width = max((len(r["input_ids"]) for r in rows), default=0)
+        pad = {"input_ids": tok.pad_token_id, "token_type_ids": tok.pad_token_type_id, "attention_mask": 0}
+        out = {k: torch.full((len(rows), width), pad.get(k, 0), dtype=torch.long) for k in rows[0]} if rows else {}
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            at = slice(width - n, width) if tok.padding_side == "left" else slice(0, n)
+            for k, ids in r.items():
+                out[k][i, at] = ids
+        return out
 
 
 def _check_run(run: dict[str, Any]) -> None:
@@ -273,18 +316,26 @@ def _examples(objective: Any, run: dict[str, Any], pairs: list[tuple[str, str]],
 # ----------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def _splade_module_class() -> type:
-    """nn.Module wrapping the MLM: one forward for queries and documents, so DDP sees one call."""
+    """nn.Module wrapping the MLM: one forward for queries and documents, so DDP sees one call.
+
+    For a recognised architecture (``harness.splade_head.mlm_parts``) the SPLADE vectors come from the
+    fused decoder + max pooling, whose backward touches only the arg-max tokens; any other masked LM
+    takes the plain path, ``splade_pool(model(**x).logits)``. ``fused=False`` forces the plain path."""
     import torch
 
     from harness.encoder import splade_pool
+    from harness.splade_head import mlm_parts
 
     class SpladeModule(torch.nn.Module):
-        def __init__(self, mlm: Any, inputs: set[str]) -> None:
+        def __init__(self, mlm: Any, inputs: set[str], fused: bool = True) -> None:
             super().__init__()
             self.mlm = mlm
             self.inputs = inputs
+            self.parts = mlm_parts(mlm, inputs) if fused else None  # a plain object: no second registration
 
         def forward(self, features: dict[str, dict[str, Any]]) -> dict[str, Any]:
+            if self.parts is not None:
+                return {kind: self.parts.pool(f) for kind, f in features.items()}
             return {kind: splade_pool(self.mlm(**f).logits, f["attention_mask"]) for kind, f in features.items()}
 
     return SpladeModule
@@ -299,8 +350,10 @@ def _optimizer(run: dict[str, Any], model: Any) -> tuple[Any, Any]:
     for name, p in model.named_parameters():
         if p.requires_grad:
             (plain if p.ndim < 2 else decay).append(p)
+    # fused: one kernel over all tensors (torch >= 2.4, CPU and CUDA); ~10x faster than the per-tensor loop
+    # on splade-tiny's 2.4M parameters (2 CPU cores)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": run.get("train.weight_decay", 0.01)},
-                                   {"params": plain, "weight_decay": 0.0}], lr=run["train.lr"])
+                                   {"params": plain, "weight_decay": 0.0}], lr=run["train.lr"], fused=True)
     total = run["train.steps"]
     warm = run.get("train.warmup_steps")
     warm = int(run["train.warmup_ratio"] * total) if warm is None else warm
