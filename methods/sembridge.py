@@ -11,19 +11,24 @@ returns the same weights much faster and still exactly:
   at or below it. This is checked per row; rows that fail are solved again with twice the k,
   up to the full row, so the result never depends on k.
 
-* the k candidate scores of a row are recomputed in float64 from the raw vectors (a gather and a
-  small dot product per row), so the threshold and weights are those of the authors' computation:
-  their ``fastdist`` cosines are float64, and so is their ``entmax_bisect``. The float32 matrix
-  product only selects candidates; the exactness check adds a bound on its rounding error
-  (``_float32_margin``), so no entry it leaves out can reach the threshold.
+* for alpha > 2 the candidates that can reach the threshold are rescored in float64 from the raw
+  vectors (a gather and a small dot product each), so thresholds and weights are those of the
+  authors' computation: their ``fastdist`` cosines are float64, and so is their ``entmax_bisect``.
+  The float32 product then only selects candidates: a float32 cosine is within
+  ``_float32_margin(d)`` of the float64 one, so x and tau move by at most eps = margin (alpha-1);
+  entries more than 2 eps below the float32 threshold keep weight 0 and need no rescoring, and the
+  exactness check adds the margin to the (k+1)-th score. Rows whose support is a sizeable part of
+  the vocabulary are solved on whole float64 rows from one float64 product.
 
 Entmax convention (entmax 1.3, ``entmax_bisect``): ``p_j = [(alpha-1) z_j - tau]_+ ^ (1/(alpha-1))``
 with tau such that ``sum_j p_j = 1``; the package then divides by the sum, as we do. Thresholds
-are solved in float64 on float64 scores, so rows match a float64 per-token ``entmax_bisect`` on
-float64 cosines to ~1e-6 at every alpha. Float32 scores are not enough: an entry just above tau
-gets ``(x - tau)^(1/(alpha-1))``, which amplifies the ~1e-7 rounding of a float32 cosine (on the
-Korean pocket vocabulary, weights computed from float32 cosines were off by up to 4.0e-4 at
-alpha 4 and 1.7e-5 at alpha 2.5).
+are solved in float64, so rows match a float64 per-token ``entmax_bisect`` on float64 cosines to
+~1e-7 at every alpha (tests/test_sembridge.py checks <= 1e-5 on real pocket bridge vectors).
+Float32 scores are enough for alpha <= 2 (the weights move by about as much as the scores, ~1e-7,
+so no rescoring there) but not above: an entry just above tau gets ``(x - tau)^(1/(alpha-1))``,
+which amplifies the rounding of a float32 cosine (on 400 rows of the Korean pocket vocabulary,
+weights from float32 cosines were off by up to 1.8e-5 at alpha 2.5, 1.5e-4 at alpha 4 and 1.9e-3
+at alpha 8; rescored, <= 3e-8).
 
 Ablations (parameters; defaults are the harness's SemBridge): ``bias`` (remap with the mixing
 weights, or leave it stale as ``resize_token_embeddings`` does in the authors' code, or zero),
@@ -157,12 +162,12 @@ class _Source64:
                 flat_exact.index_copy_(0, lin, torch.bmm(atoms, t64.index_select(0, r)[:, :, None]).reshape(-1))
 
 
-def _block_weights(scores: torch.Tensor, t64: torch.Tensor, source: _Source64, scale: torch.Tensor,
+def _block_weights(scores: torch.Tensor, t64: torch.Tensor | None, source: _Source64 | None, scale: torch.Tensor,
                    alpha: float | torch.Tensor, k_init: int, top_k_cap: int | None, margin: float, out: _Entries,
                    stats: dict[str, int], offset: int) -> None:
     """Exact entmax rows of the block (float32 ``scores`` B x n select candidates; their float64
-    cosines, from unit rows ``t64``, are the scores), x = scale * score per row, into ``out`` as
-    rows offset + i."""
+    cosines, from unit rows ``t64``, are the scores; with ``source`` None the float32 scores are),
+    x = scale * score per row, into ``out`` as rows offset + i."""
     n = scores.shape[1]
     pending = torch.arange(scores.shape[0], device=scores.device)
     k = min(top_k_cap, n) if top_k_cap else min(_FIRST_SOLVE, k_init, n)
@@ -184,16 +189,19 @@ def _block_weights(scores: torch.Tensor, t64: torch.Tensor, source: _Source64, s
         # the float64 one, whatever its float64 score. Only the others (a prefix of the candidates,
         # which are in float32 order) are recomputed in float64; the rest keep float32 scores,
         # which stay below the threshold. exact[:, :done_to] holds float64 scores already.
-        eps = margin * row_scale
         x32 = vals[:, :k].double() * row_scale
-        need_to = (x32 > _solve(x32, row_alpha, _ROUGH_ITERS) - 2 * eps).sum(1)
-        t_rows = t64[pending]
+        if source is None:  # float32 scores are precise enough (alpha <= 2): no rescoring
+            need_to = done_to
+        else:
+            need_to = (x32 > _solve(x32, row_alpha, _ROUGH_ITERS) - 2 * margin * row_scale).sum(1)
         dense = int((need_to - done_to).clamp_min(0).sum()) * 8 >= len(pending) * n and not top_k_cap
-        if dense:  # supports of thousands (alpha 1.5): whole float64 rows by one product, solved in full
-            top, cols = source.rows(t_rows).sort(dim=1, descending=True)
+        if source is None:
+            top, cols = vals[:, :k].double(), idx[:, :k]
+        elif dense:  # supports of thousands: whole float64 rows by one product, solved in full
+            top, cols = source.rows(t64[pending]).sort(dim=1, descending=True)
             k = n
         else:
-            source.fill(exact, done_to, need_to, idx, t_rows)
+            source.fill(exact, done_to, need_to, idx, t64[pending])
             done_to = torch.maximum(done_to, need_to)
             top, order = exact[:, :k].sort(dim=1, descending=True)  # the solvers want rows in decreasing order
             cols = idx[:, :k].gather(1, order)
@@ -287,16 +295,19 @@ def bridge_weights(
     a = _alpha_per_row(alpha, n_t, device)
     scale = (a if isinstance(a, torch.Tensor) else torch.full((n_t, 1), a, dtype=torch.float64, device=device)) - 1
     scale = scale / (temperature or 1.0)
-    source64 = _Source64(source_vecs.to(device))  # float64 cosines use the raw vectors
+    # float32 rounding of a cosine (~1e-7) moves an entmax weight by about as much for alpha <= 2,
+    # but (x - tau)^(1/(alpha-1)) amplifies it near the threshold for alpha > 2: rescore in float64 there
+    rescore = bool((a > 2).any()) if isinstance(a, torch.Tensor) else a > 2
+    source64 = _Source64(source_vecs.to(device)) if rescore else None  # float64 cosines use the raw vectors
     source = torch.nn.functional.normalize(source_vecs.to(device, torch.float32), dim=1).contiguous()
-    margin = _float32_margin(source.shape[1])
+    margin = _float32_margin(source.shape[1]) if rescore else 0.0
     buf = torch.empty(min(batch_size, n_t), n_s, device=device)  # reused: no page faults per block
     out, stats = _Entries(), {"rows_grown": 0, "max_k": 0, "first_solve_done": 0.0}
     for lo in range(0, n_t, batch_size):
         hi = min(lo + batch_size, n_t)
         raw = target_vecs[lo:hi].to(device)
         t = torch.nn.functional.normalize(raw.to(torch.float32), dim=1).contiguous()
-        t64 = torch.nn.functional.normalize(raw.double(), dim=1)
+        t64 = torch.nn.functional.normalize(raw.double(), dim=1) if rescore else None
         scores = _cosine_into(buf[: hi - lo], t, source)
         row_alpha = a if isinstance(a, float) else a[lo:hi]
         _block_weights(scores, t64, source64, scale[lo:hi], row_alpha, k_init, top_k_cap, margin, out, stats, lo)
