@@ -58,6 +58,22 @@ class SweepSummary:
 # --------------------------------------------------------------------------------------------
 # Planning
 # --------------------------------------------------------------------------------------------
+def method_variant(entry: str) -> tuple[str, list[str]]:
+    """A ``methods`` entry: a method name, or a variant ``name(param=value, ...)`` of it (ablations):
+    (name, its ``method.param=value`` overrides). The variant's parameters go on top of the profile's
+    ``method_params`` for that name; the record is the method's own, with those parameters."""
+    name, sep, rest = entry.partition("(")
+    if not sep:
+        return entry.strip(), []
+    if not rest.rstrip().endswith(")"):
+        raise HarnessError(f"methods entry {entry!r}: a variant is written name(param=value, ...)")
+    items = [item.strip() for item in rest.rstrip()[:-1].split(",") if item.strip()]
+    bad = [item for item in items if "=" not in item]
+    if bad or not items:
+        raise HarnessError(f"methods entry {entry!r}: a variant is written name(param=value, ...)")
+    return name.strip(), [f"method.{item}" for item in items]
+
+
 def plan_cells(profile: str, overrides: Sequence[str] = ()) -> list[Cell]:
     """Every grid cell, planned; a method that cannot be planned gives cells carrying the error."""
     from harness.pipeline import plan_runs
@@ -73,7 +89,8 @@ def plan_cells(profile: str, overrides: Sequence[str] = ()) -> list[Cell]:
             for lang in config["languages"]:
                 for seed in config["seeds"]:
                     try:
-                        runs = plan_runs(profile, [*overrides, *extra], method=method, lang=lang, seed=seed,
+                        name, params = method_variant(method)
+                        runs = plan_runs(profile, [*overrides, *extra, *params], method=name, lang=lang, seed=seed,
                                          settings=settings)
                         cells += [Cell(method, lang, seed, r["setting"], run=r) for r in runs]
                     except (HarnessError, UnknownNameError, ValueError) as err:
@@ -84,8 +101,15 @@ def plan_cells(profile: str, overrides: Sequence[str] = ()) -> list[Cell]:
 
 def fallback_run(config: dict[str, Any], method: str, lang: str, seed: int, setting: str) -> dict[str, Any]:
     """A run config for a cell whose planning failed, so the failure gets a record (and a run id)."""
-    params = config["method_params"].get(method, {})
-    return run_config(config, method=method, method_params=params, lang=lang, seed=seed, setting=setting)
+    from harness.config import method_overrides
+
+    try:
+        name, variant = method_variant(method)
+    except HarnessError:
+        name, variant = method, []
+    params = {**config["method_params"].get(name, {}), **method_overrides(variant)}
+    return run_config(config, method=name if variant else method, method_params=params, lang=lang, seed=seed,
+                      setting=setting)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,57 @@
+"""Sweep variants: a ``methods`` entry ``name(param=value, ...)`` is the method with those parameters
+(ablations), recorded as the method itself; configs/pocket-ablations.yaml plans."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.sweep import method_variant, plan_cells, sweep
+from harness.util import HarnessError, read_json
+from tests.conftest import fake_pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROFILE = """\
+profile: tiny-ablations
+languages: [ko]
+methods: [sembridge, "sembridge(bias=stale)", "sembridge(alpha=2, copy_overlap=false)", "mean(copy_overlap=nope)"]
+seeds: [0]
+settings: [zero-shot]
+method_params:
+  sembridge: {fuzzy_match_all: false}
+"""
+
+
+def test_method_variant_parses_parameters():
+    assert method_variant("sembridge") == ("sembridge", [])
+    assert method_variant("sembridge(bias=stale, alpha=2.5)") == ("sembridge", ["method.bias=stale", "method.alpha=2.5"])
+    for bad in ("sembridge(bias)", "sembridge(", "sembridge()"):
+        with pytest.raises(HarnessError, match="name\\(param=value"):
+            method_variant(bad)
+
+
+def test_variants_are_the_method_with_their_parameters(write_profile, monkeypatch, tmp_path):
+    profile = write_profile(PROFILE, "tiny-ablations")
+    cells = {c.method: c for c in plan_cells(profile)}
+    base, stale, alpha = cells["sembridge"], cells["sembridge(bias=stale)"], cells["sembridge(alpha=2, copy_overlap=false)"]
+    assert base.run["method"] == stale.run["method"] == alpha.run["method"] == "sembridge"
+    assert "bias" not in base.run["method_params"] and stale.run["method_params"]["bias"] == "stale"
+    assert alpha.run["method_params"]["alpha"] == 2.0 and alpha.run["method_params"]["copy_overlap"] is False
+    # the profile's method_params of the name apply to every variant
+    assert all(c.run["method_params"]["fuzzy_match_all"] is False for c in (base, stale, alpha))
+    assert "must be true or false" in cells["mean(copy_overlap=nope)"].error
+    calls = fake_pipeline(monkeypatch, lambda run: ({"ndcg@10": {"q1": 0.5}}, {}))
+    summary = sweep(profile, runs_dir=str(tmp_path / "runs"), echo=lambda _: None)
+    assert len(calls) == 3 and len(summary.failed) == 1 and len(set(summary.ran)) == 3  # three distinct run ids
+    failed = read_json(next((tmp_path / "runs").glob("mean-*/result.json")))
+    assert failed["status"] == "failed" and failed["method"] == "mean"
+
+
+def test_pocket_ablations_profile_plans():
+    cells = plan_cells(str(ROOT / "configs" / "pocket-ablations.yaml"), ["languages=[ko]"])
+    assert cells and not [c.error for c in cells if c.error]
+    assert {c.setting for c in cells} == {"zero-shot"}
+    from harness.runs import run_id
+
+    assert len({run_id(c.run) for c in cells}) == len(cells)  # every variant and seed is its own run
