@@ -48,8 +48,8 @@ BASE_SCHEMA: dict[str, Key] = {
                             "ko kiwipiepy)", True),
     "dataset": Key(str, "gnome-help-{lang}", "test collection; {lang} is replaced by the run's language"),
     "train_dataset": Key(str, "libreoffice-help-{lang}", "fine-tuning pairs; {lang} is replaced"),
-    "dataset_lang": Key(str, None, "language of a beir: folder (default: its 'lang' file, else 'und'), for BM25's "
-                        "analysis and the target tokenizer", True),
+    "dataset_lang": Key(str, None, "language of a beir: folder for harness reference (BM25's analysis and its target "
+                        "tokenizer); default: the folder's 'lang' file, else 'und' (harness run takes --lang)", True),
     "languages": Key(list, ["ko", "ja", "zh", "ru"], "sweep: target languages"),
     "methods": Key(list, ["sembridge", "focus", "wechsel", "mean", "random", "overlap"], "sweep: methods"),
     "seeds": Key(list, [0, 1, 2], "sweep: seeds"),

@@ -181,6 +181,16 @@ def test_transplanted_model_encodes_and_saves_with_a_segmented_tokenizer(tmp_pat
     assert isinstance(reloaded.tokenizer, SegmentedTokenizerFast)
     again = reloaded.encode(["打开文档", "Open the file"], kind="document")
     np.testing.assert_allclose(again.toarray(), vectors.toarray(), atol=1e-6)
+    # sentence-transformers loads the directory with trust_remote_code=True, segmenting, without harness
+    code = ("import sys; from sentence_transformers import SparseEncoder; "
+            "m = SparseEncoder(sys.argv[1], trust_remote_code=True, device='cpu'); "
+            "print(m[0].tokenizer.tokenize('插入表格'), tuple(m.encode(['插入表格']).shape), "
+            "any(k.startswith('harness') for k in sys.modules))")
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code, str(saved)], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == f"['插入', '表格'] (1, {len(target)}) False"
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
