@@ -41,7 +41,7 @@ def test_run_config_and_id():
     zs = run_config(config, method="mean", method_params={"copy_overlap": True}, lang="ko", seed=0, setting="zero-shot")
     assert zs["dataset"] == "gnome-help-ko" and not any(k.startswith("train.") for k in zs)
     ft = run_config(config, method="mean", method_params={"copy_overlap": True}, lang="ko", seed=0, setting="fine-tuned")
-    assert ft["train_dataset"] == "libreoffice-help-ko"
+    assert ft["train_dataset"] == "libreoffice-help-ko-train"  # the training pages only (dev held out)
     assert run_id(zs) != run_id(ft) and run_id(zs) == run_id(dict(zs))
     other = load_config("pocket", ["train.lr=1e-3"])
     # training keys do not change a zero-shot run's identity
@@ -54,8 +54,9 @@ def test_run_config_and_id():
 def test_curve_collection_stays_out_of_the_run_id_unless_set():
     """Records made before train.eval_dataset existed keep their ids; setting it makes a distinct run."""
     args = dict(method="mean", method_params={"copy_overlap": True}, lang="ko", seed=0, setting="fine-tuned")
-    plain = run_config(load_config("pocket"), **args)
+    plain = run_config(load_config("pocket", ["train.eval_dataset=null"]), **args)
     assert "train.eval_dataset" not in plain
+    assert run_config(load_config("pocket"), **args)["train.eval_dataset"] == "libreoffice-help-ko-dev"
     cheap = run_config(load_config("pocket", ["train.eval_dataset=gnome-help-{lang}"]), **args)
     assert cheap["train.eval_dataset"] == "gnome-help-ko" and run_id(cheap) != run_id(plain)
     assert "train.eval_dataset" not in run_config(load_config("paper"), **{**args, "setting": "zero-shot"})
