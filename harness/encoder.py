@@ -70,6 +70,8 @@ class SpladeEncoder:
             model_dir, settings = _read_sparse_encoder_dir(path)
         settings.update(kwargs)
         model = AutoModelForMaskedLM.from_pretrained(model_dir)
+        import harness.segmented_tokenizer  # noqa: F401  (registers the word-segmenting tokenizer class)
+
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         return cls(model, tokenizer, device=device, **settings)
 

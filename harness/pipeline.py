@@ -253,7 +253,7 @@ def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tup
     from harness.encoder import SpladeEncoder
 
     config = load_config(profile, overrides)
-    run = run_config(config, method="eval", method_params={"model": model_ref}, lang=dataset_lang(dataset), seed=0,
+    run = run_config(config, method="eval", method_params={"model": model_ref}, lang=dataset_lang(dataset, config["dataset_lang"]), seed=0,
                      setting="zero-shot")
     run.update(dataset=dataset, source_model=model_ref)
     folder = RunDir.for_config(runs_dir, run)
