@@ -120,7 +120,11 @@ def assign_labels(entries: list[Entry]) -> None:
     for base, members in groups.items():
         idents = [identity(e) for e in members]
         keys = sorted({k for i in idents for k in i})
-        varying = [k for k in keys if len({i[k] for i in idents if k in i}) > 1]
+        # a method parameter some records lack (left out at its default) varies too; a config key only
+        # some records have (training keys of fine-tuned runs) does not
+        params = {k for e in members for k in e.record.get("method_params", {})}
+        varying = [k for k in keys if len({i.get(k) for i in idents} if k in params else
+                                          {i[k] for i in idents if k in i}) > 1]
         for entry, ident in zip(members, idents):
             parts = [f"{k}={ident[k]}" for k in varying if k in ident]
             entry.label = f"{base} ({', '.join(parts)})" if parts else base
@@ -201,7 +205,8 @@ def build_table(entries: list[Entry], metric: str, baseline_method: str,
     controls = frozenset(controls)
     columns = sorted({c for _, c in cells}, key=lambda c: (c.sort_key()[:2], c.lang in controls, c.sort_key()))
     baselines = sorted({e.label for e in entries if e.record["method"] == baseline_method})
-    baseline = baselines[0] if len(baselines) == 1 else None
+    # several variants of the baseline method: the one without a variant suffix (its defaults) is the baseline
+    baseline = baseline_method if baseline_method in baselines else (baselines[0] if len(baselines) == 1 else None)
     return Table(metric, rows, columns, cells, baseline, baseline_method, controls=controls,
                  references=frozenset(references)), notes
 

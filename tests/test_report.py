@@ -99,7 +99,7 @@ def test_table_contents(runs, tmp_path):
     assert "commit: `abc123`" in md and "command: `harness leaderboard`" in md
     assert "## Failed cells" in md and "focus" in md and "boom / bad plan" in md
     assert "## R@100" in md
-    head, conv = md_table_rows(md, "Convergence: nDCG@10 on gnome-help-ko during fine-tuning (ko)")
+    head, conv = md_table_rows(md, "Convergence: nDCG@10 on libreoffice-help-ko-dev during fine-tuning (ko)")
     assert head == ["system", "seeds", "budget", "@10%", "@25%", "@50%", "@100%", "AUC", "steps to random's final"]
     # sembridge seeds: 0.3 + 0.001 s (seed + 1) at s = 0, 40, 80 -> mean 0.3 + 0.0015 s; no random curve
     assert conv["sembridge"] == ["2", "80", "0.312", "0.330", "0.360", "0.420", "0.360", "never"]
@@ -354,3 +354,19 @@ def test_convergence_reports_fractions_area_and_steps_to_the_baseline():
     assert rows["random"].at == pytest.approx({0.1: 0.14, 0.25: 0.2, 0.5: 0.3, 1.0: 0.4})
     # trapezoids: 20 * .15 + 20 * .25 + 40 * .35 = 22 over a budget of 80
     assert rows["random"].auc == pytest.approx(22 / 80)
+
+
+def test_variants_get_labels_and_the_default_variant_is_the_baseline(tmp_path):
+    """A parameter only some records carry (left out at its default) makes a variant row; with several
+    rows of the baseline method, the default one is the baseline and the tests run."""
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.1, 0.6, size=N_QUERIES)
+    runs_dir = tmp_path / "runs"
+    write_run(runs_dir, "sembridge", "ko", "zero-shot", 0, base)
+    write_run(runs_dir, "sembridge", "ko", "zero-shot", 0, np.clip(base - 0.2, 0, 1), params={"copy_overlap": False})
+    write_run(runs_dir, "sembridge", "ko", "zero-shot", 0, np.clip(base + 0.01, 0, 1), params={"alpha": 8.0})
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", n_resamples=2000, baseline="sembridge",
+                      header={"command": "c", "commit": "x", "machine": "m"})
+    _, rows = md_table_rows((tmp_path / "out" / "lb.md").read_text(), "nDCG@10")
+    assert set(rows) == {"sembridge", "sembridge (alpha=8)", "sembridge (copy_overlap=False)"}
+    assert rows["sembridge (copy_overlap=False)"][0].endswith("↓")  # tested against the default row
