@@ -101,7 +101,7 @@ def test_curve_points_use_train_eval_dataset_and_the_record_the_run_dataset(tmp_
                 "--set", "train.steps=2", "--set", "train.eval_every=2", *extra)
         return only_result(runs)
 
-    same = fine_tune(tmp_path / "same")
+    same = fine_tune(tmp_path / "same", "--set", "train.eval_dataset=null")  # curve on the run's dataset
     assert same["curve"][-1]["ndcg@10"] == pytest.approx(same["metrics"]["ndcg@10"])
     moved = fine_tune(tmp_path / "moved", "--set", "train.eval_dataset=gnome-help-ja")
     config = json.loads((tmp_path / "moved" / moved["run_id"] / "config.json").read_text())
