@@ -1,4 +1,4 @@
-"""bench/gpu.py runs every stage through the harness code (CPU here; CI has no GPU)."""
+"""The benches run through the harness code in their quick modes (CPU here; CI has no GPU): gpu.py, train.py."""
 from __future__ import annotations
 
 import subprocess
@@ -23,3 +23,22 @@ def test_gpu_bench_quick_on_cpu_prints_every_stage():
         assert float(value.replace(",", "")) > 0 and float(baseline.replace(",", "")) > 0
         assert ratio.endswith("x") and float(ratio[:-1]) > 0
     assert "device: " in out.stdout and "2 layers, hidden 64" in out.stdout
+
+
+@pytest.mark.slow
+def test_train_bench_quick_prints_every_variant():
+    out = subprocess.run([sys.executable, "bench/train.py", "--quick"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in out.stdout.splitlines()
+            if line.startswith("| ") and "---" not in line]
+    table = {cells[0]: cells for cells in rows[1:]}
+    matmul = [name for name in table if name.startswith("fp32 matmul")]
+    assert len(matmul) == 1 and set(table) - set(matmul) == {"sentence-transformers", "harness before", "harness now"}
+    for name in ("sentence-transformers", "harness before", "harness now"):
+        ms, tokens, gflops, of_matmul, vs_st, loss = table[name][1:]
+        assert float(ms) > 0 and float(tokens.replace(",", "")) > 0 and float(gflops) > 0
+        assert of_matmul.endswith("%") and vs_st.endswith("x") and float(vs_st[:-1]) > 0
+    # the two harness steps start from the same weights, batch and dropout masks: the same first loss
+    assert abs(float(table["harness before"][6]) - float(table["harness now"][6])) < 1e-4
+    assert "torch.get_num_threads() = 2" in out.stdout and "fused head on" in out.stdout
