@@ -12,7 +12,7 @@ def factors(**over):
 
     from harness.train import _optimizer
 
-    run = {"train.steps": 10, "train.lr": 1.0, "train.warmup_ratio": 0.2, **over}
+    run = {"train.steps": 10, "train.lr": 1.0, "train.warmup_ratio": 0.2, "train.weight_decay": 0.01, **over}
     _, scheduler = _optimizer(run, torch.nn.Linear(2, 2))
     return [scheduler.lr_lambdas[0](step) for step in range(10)]
 
