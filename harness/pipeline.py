@@ -18,7 +18,6 @@ from harness.util import Echo, HarnessError, stage
 def plan_runs(profile: str, overrides: tuple[str, ...] | list[str], *, method: str, lang: str, seed: int,
               settings: list[str]) -> list[dict[str, Any]]:
     """The resolved run configs of one method x language x seed, one per setting."""
-    import harness.data  # noqa: F401  (registers the built-in datasets)
     from harness.method_specs import get_method
     from harness.registry import datasets
 

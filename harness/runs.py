@@ -136,14 +136,6 @@ class RunRecord:
         core = {k: run_config[k] for k in cls.CORE if k != "run_id"}
         return cls(run_id=run_id(run_config), **core, **fields)
 
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "RunRecord":
-        if not isinstance(obj, dict):
-            raise ValueError(f"a run record is a JSON object, got {type(obj).__name__}")
-        known = {k: obj[k] for k in (*cls.CORE, "status", "metrics", "timing", "files") if k in obj}
-        details = {k: v for k, v in obj.items() if k not in known and k != "schema_version"}
-        return cls(**known, details=details)
-
     def to_json(self) -> dict[str, Any]:
         core = {k: getattr(self, k) for k in self.CORE}
         timing = {k: round(v, 3) for k, v in self.timing.items()}

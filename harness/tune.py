@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from statistics import mean
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -86,89 +87,81 @@ def tune(profile: str, *, runs_dir: str, out_dir: str, name: str, overrides: Seq
     trials = plan_trials(profile, overrides)
     cells = [Cell(t.method, t.lang, t.seed, "fine-tuned", run=t.run) for t in trials]
     summary = run_cells(cells, runs_dir=runs_dir, workers=workers, echo=echo)
-    text = tuning_markdown(trials, runs_dir, config, header or {}, failed=len(summary.failed))
+    done = recorded_trials(trials, runs_dir)
     path = Path(out_dir) / f"{name}.md"
-    write_text_atomic(path, text)
-    echo(f"{path}: {pick_line(trials, runs_dir, config['tune.metric'])}")
+    write_text_atomic(path, tuning_markdown(trials, done, config, header or {}, failed=len(summary.failed)))
+    echo(f"{path}: {pick_line(trials, done, config['tune.metric'])}")
     return path
 
 
 # --------------------------------------------------------------------------------------------
-# Reading the trials back
+# Reading the trials back (each record once)
 # --------------------------------------------------------------------------------------------
-def recorded(trial: Trial, runs_dir: str) -> dict[str, Any] | None:
-    return RunDir.for_config(runs_dir, trial.run).recorded()
+Recorded = list[tuple[Trial, dict[str, Any]]]
+
+
+def recorded_trials(trials: list[Trial], runs_dir: str) -> Recorded:
+    """(trial, its ok record) for every trial recorded so far."""
+    found = ((t, RunDir.for_config(runs_dir, t.run).recorded()) for t in trials)
+    return [(t, record) for t, record in found if record is not None]
 
 
 def last_quarter_gain(curve: list[dict[str, Any]], metric: str) -> float | None:
     """Metric at the last point minus the metric at 75% of the steps (interpolated)."""
+    from harness.tables import interpolate
+
     points = [(p["step"], p[metric]) for p in curve if metric in p]
     if len(points) < 2:
         return None
-    return points[-1][1] - value_at(points, 0.75 * points[-1][0])
+    return points[-1][1] - interpolate(points, 0.75 * points[-1][0])
 
 
-def value_at(points: list[tuple[float, float]], step: float) -> float:
-    """Linear interpolation of a curve at ``step``."""
-    for (s0, v0), (s1, v1) in zip(points, points[1:]):
-        if s0 <= step <= s1:
-            return v0 if s1 == s0 else v0 + (v1 - v0) * (step - s0) / (s1 - s0)
-    return points[-1][1] if step > points[-1][0] else points[0][1]
-
-
-def scores(trials: list[Trial], runs_dir: str, metric: str) -> dict[str, dict[tuple[str, str], list[float]]]:
-    """recipe -> (method, lang) -> the dev scores of its seeds (recorded trials only)."""
+def scores(done: Recorded, metric: str) -> dict[str, dict[tuple[str, str], list[float]]]:
+    """recipe -> (method, lang) -> the dev scores of its seeds."""
     out: dict[str, dict[tuple[str, str], list[float]]] = {}
-    for t in trials:
-        record = recorded(t, runs_dir)
-        if record is not None:
-            out.setdefault(t.recipe, {}).setdefault((t.method, t.lang), []).append(record["metrics"][metric])
+    for t, record in done:
+        out.setdefault(t.recipe, {}).setdefault((t.method, t.lang), []).append(record["metrics"][metric])
     return out
 
 
-def pick(trials: list[Trial], runs_dir: str, metric: str) -> tuple[str, float] | None:
+def pick(trials: list[Trial], done: Recorded, metric: str) -> tuple[str, float] | None:
     """The recipe with the best mean dev score over every tuned method and language (complete recipes only)."""
     wanted = {(t.method, t.lang) for t in trials}
-    means = {recipe: _mean([_mean(v) for v in cells.values()])
-             for recipe, cells in scores(trials, runs_dir, metric).items() if set(cells) == wanted}
+    means = {recipe: mean([mean(v) for v in cells.values()])
+             for recipe, cells in scores(done, metric).items() if set(cells) == wanted}
     if not means:
         return None
     best = max(sorted(means), key=means.__getitem__)
     return best, means[best]
 
 
-def pick_line(trials: list[Trial], runs_dir: str, metric: str) -> str:
-    chosen = pick(trials, runs_dir, metric)
+def pick_line(trials: list[Trial], done: Recorded, metric: str) -> str:
+    chosen = pick(trials, done, metric)
     return f"pick: {chosen[0]} (mean dev {metric} {chosen[1]:.4f})" if chosen else "pick: none (no recipe complete)"
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
-def tuning_markdown(trials: list[Trial], runs_dir: str, config: dict[str, Any], header: dict[str, Any],
+def tuning_markdown(trials: list[Trial], done: Recorded, config: dict[str, Any], header: dict[str, Any],
                     failed: int = 0) -> str:
     from tabulate import tabulate
 
     metric = config["tune.metric"]
     cols = sorted({(t.method, t.lang) for t in trials})
-    table = scores(trials, runs_dir, metric)
-    rows, seconds, gains = [], 0.0, {}
-    for t in trials:
-        record = recorded(t, runs_dir)
-        if record is not None:
-            seconds += sum(record.get("timing", {}).values())
-            gains.setdefault(t.recipe, {}).setdefault((t.method, t.lang), []).append(
-                last_quarter_gain(record.get("curve") or [], metric))
+    table = scores(done, metric)
+    seconds = sum(sum(record.get("timing", {}).values()) for _, record in done)
+    gains: dict[str, list[float]] = {}  # recipe -> last-25% gains of random's curves
+    for t, record in done:
+        gain = last_quarter_gain(record.get("curve") or [], metric)
+        if t.method == "random" and gain is not None:
+            gains.setdefault(t.recipe, []).append(gain)
+    rows = []
     for recipe in dict.fromkeys(t.recipe for t in trials):
         cells = table.get(recipe, {})
-        row = [recipe] + [f"{_mean(cells[c]):.4f}" if c in cells else "–" for c in cols]
-        row.append(f"{_mean([_mean(v) for v in cells.values()]):.4f}" if set(cells) == set(cols) else "–")
-        gain = [g for c in cols for g in gains.get(recipe, {}).get(c, []) if g is not None and c[0] == "random"]
-        row.append(f"{max(gain):+.4f}" if gain else "–")
+        row = [recipe] + [f"{mean(cells[c]):.4f}" if c in cells else "–" for c in cols]
+        row.append(f"{mean([mean(v) for v in cells.values()]):.4f}" if set(cells) == set(cols) else "–")
+        row.append(f"{max(gains[recipe]):+.4f}" if recipe in gains else "–")
         rows.append(row)
     headers = ["recipe", *(f"{m} {lang}" for m, lang in cols), "mean", "random: gain in last 25%"]
     lines = ["# Tuning the training recipe on dev", ""]
@@ -178,11 +171,11 @@ def tuning_markdown(trials: list[Trial], runs_dir: str, config: dict[str, Any], 
               f"- grid: {', '.join(f'`{k}` in {json.dumps(v)}' for k, v in sorted(config['tune.grid'].items()))}",
               f"- methods x languages x seeds: {', '.join(config['tune.methods'])} x "
               f"{', '.join(config['tune.languages'])} x seeds {', '.join(map(str, config['tune.seeds']))}",
-              f"- trials: {len(trials)} ({sum(1 for t in trials if recorded(t, runs_dir))} recorded, {failed} failed); "
+              f"- trials: {len(trials)} ({len(done)} recorded, {failed} failed); "
               f"cost: {seconds / 3600:.2f} h of run time on this machine",
               f"- fairness rule: one recipe for every method, the best mean dev {metric} over all tuned methods "
               f"and languages; a curve has converged when it gains < {CONVERGED_GAIN} over its last 25% of steps",
               "", f"## Dev {metric}", "",
               tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), "",
-              pick_line(trials, runs_dir, metric), ""]
+              pick_line(trials, done, metric), ""]
     return "\n".join(lines)

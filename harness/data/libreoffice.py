@@ -79,10 +79,6 @@ def _collect_blocks(node, out: list[tuple[bool, str]]) -> None:
             _collect_blocks(child, out)
 
 
-def page_text(blocks: list[tuple[bool, str]]) -> str:
-    return "\n".join(text for _, text in blocks)
-
-
 def heading_pairs(title: str, blocks: list[tuple[bool, str]],
                   untranslated: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
     """(heading, text under it up to the next heading); the page title stands in for a missing heading.
