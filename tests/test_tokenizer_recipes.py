@@ -56,7 +56,9 @@ def test_each_recipe_encodes_with_bert_specials_as_the_runner_calls_it(recipe):
     ids = batch["input_ids"]
     assert ids.shape[0] == 2 and ids.shape[1] <= 8
     assert ids[0, 0].item() == tok.cls_token_id and tok.sep_token_id in ids[0].tolist()
-    assert tok.pad_token_id in ids[0].tolist() or ids.shape[1] == len(tok("打开文档")["input_ids"])
+    alone = tok("打开文档", truncation=True, max_length=8)["input_ids"]
+    assert batch["attention_mask"][0].sum().item() == len(alone) and ids[0, :len(alone)].tolist() == alone
+    assert ids[0, len(alone):].tolist() == [tok.pad_token_id] * (ids.shape[1] - len(alone))  # padded after
     assert [tok.pad_token, tok.unk_token, tok.cls_token, tok.sep_token, tok.mask_token] == \
         ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     pair = tok("打开文档", "保存文档")["input_ids"]
