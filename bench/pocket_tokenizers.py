@@ -8,9 +8,9 @@ leaderboards/pocket-tokenizers.md.
 
 ``run`` calls ``harness run`` (zero-shot, seed 0) for each language x recipe x method, one at a time
 under ``nice``, plus ``harness reference --system bm25`` per recipe (the lexical reference with the
-recipe's analysis). Dev: ``libreoffice-help-{lang}-dev``; test: ``gnome-help-{lang}``. The
-``wordpiece-bert`` recipe is the unset default, so its run ids are the pocket grid's. Records that
-exist are reused (the harness's skip rule). ``table`` reads the records only.
+recipe's analysis). Dev: ``libreoffice-help-{lang}-dev``; test: ``gnome-help-{lang}``. Tokenizers are
+trained on the training pages only (``training_text=train-pages``). Records that exist are reused
+(the harness's skip rule). ``table`` reads the records only.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ RUNS_DIR = "runs/pocket-tokenizers"
 
 
 def recipe_sets(recipe: str) -> list[str]:
-    return [] if recipe == "wordpiece-bert" else ["--set", f"tokenizer.recipe={recipe}"]
+    return ["--set", f"tokenizer.recipe={recipe}"]  # explicit: the profile may map languages to other recipes
 
 
 def commands(phase: str, langs: list[str], recipes: list[str], methods: list[str], runs_dir: str,

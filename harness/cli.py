@@ -172,19 +172,17 @@ def tokenizer_group() -> None:
 def tokenizer_train(lang: str, profile: str, overrides: tuple[str, ...], vocab_size: int | None,
                     min_frequency: int | None) -> None:
     """Train (or reuse) the language's target tokenizer by tokenizer.recipe; prints its directory."""
-    from harness.config import load_config
-    from harness.data import target_text
-    from harness.target_tokenizer import cached_tokenizer, check_recipe, describe, recipe_segmenter
+    from harness.config import load_config, per_language
+    from harness.target_tokenizer import check_recipe, target_tokenizer
 
     config = load_config(profile, overrides)
-    recipe = check_recipe(config["tokenizer.recipe"])
-    recipe_segmenter(recipe, lang)  # a missing segmenter fails before the text is loaded
-    tokenizer, path = cached_tokenizer(
-        lang, target_text(lang), recipe,
-        vocab_size if vocab_size is not None else config["tokenizer.vocab_size"],
+    recipe = check_recipe(per_language(config["tokenizer.recipe"], lang))
+    tokenizer, path = target_tokenizer(
+        "auto", lang, recipe=recipe, training_text=config["training_text"],
+        vocab_size=vocab_size if vocab_size is not None else config["tokenizer.vocab_size"],
         min_frequency=min_frequency if min_frequency is not None else config["tokenizer.min_frequency"],
         lowercase=config["tokenizer.lowercase"])
-    click.echo(f"{describe(recipe, lang, path)} ({len(tokenizer)} tokens, recipe {recipe})")
+    click.echo(f"{path} ({len(tokenizer)} tokens, recipe {recipe}, text {config['training_text']})")
 
 
 @tokenizer_group.command("recipes")

@@ -16,8 +16,12 @@ from harness.util import HarnessError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SETTINGS = ("zero-shot", "fine-tuned")
 DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset")  # names with {lang}, resolved per run
-# Keys added after records existed: unset, they stay out of the run id, so those records still match.
-OMITTED_WHEN_UNSET = ("train.eval_dataset", "train.schedule", "train.warmup_steps", "tokenizer.recipe", "dataset_lang")
+# Keys added after records existed, with the value that reproduces those records: a run config leaves a
+# key out while it holds that value, so the old records keep their ids. A key whose new default changes
+# results (training_text) has a legacy value other than its default, and so moves the ids of new runs.
+LEGACY_VALUES: dict[str, Any] = {"train.eval_dataset": None, "train.schedule": None, "train.warmup_steps": None,
+                                 "tokenizer.recipe": None, "dataset_lang": None, "training_text": "all-pages"}
+PER_LANGUAGE_KEYS = ("tokenizer.recipe",)  # may be a {lang: value} mapping in a profile, resolved per run
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models",  # describe a sweep, not a single run
              "tune.grid", "tune.methods", "tune.languages", "tune.seeds", "tune.dataset", "tune.metric")
 
@@ -42,10 +46,14 @@ BASE_SCHEMA: dict[str, Key] = {
     "tokenizer.vocab_size": Key(int, 30000, "vocabulary size of an automatically trained target tokenizer"),
     "tokenizer.min_frequency": Key(int, 2, "minimum pair frequency when training the target tokenizer"),
     "tokenizer.lowercase": Key(bool, True, "lower-case text in the trained target tokenizer (the source is uncased)"),
-    "tokenizer.recipe": Key(str, None, "how 'auto' trains the target tokenizer: wordpiece-bert (the default: BERT "
-                            "pre-tokenizer, CJK characters isolated), unigram (SentencePiece-style, no CJK "
-                            "isolation) or wordpiece-seg (WordPiece over a word segmenter: zh jieba, ja fugashi, "
-                            "ko kiwipiepy)", True),
+    "tokenizer.recipe": Key((str, dict), None, "how 'auto' trains the target tokenizer: wordpiece-bert (the "
+                            "default: BERT pre-tokenizer, CJK characters isolated), unigram (SentencePiece-style, "
+                            "no CJK isolation) or wordpiece-seg (WordPiece over a word segmenter: zh jieba, ja "
+                            "fugashi, ko kiwipiepy); or a {lang: recipe} mapping (unlisted languages: the default)",
+                            True),
+    "training_text": Key(str, "train-pages", "text that trains target tokenizers and static vectors: train-pages "
+                         "(LibreOffice help without the dev pages) or all-pages (records made before the dev "
+                         "split; dev text leaks into the tokenizer)", choices=("train-pages", "all-pages")),
     "dataset": Key(str, "gnome-help-{lang}", "test collection; {lang} is replaced by the run's language"),
     "train_dataset": Key(str, "libreoffice-help-{lang}", "fine-tuning pairs; {lang} is replaced"),
     "dataset_lang": Key(str, None, "language of a beir: folder for harness reference (BM25's analysis and its target "
@@ -215,6 +223,16 @@ def load_config(profile: str = "pocket", overrides: list[str] | tuple[str, ...] 
     return config
 
 
+def per_language(value: Any, lang: str) -> Any:
+    """A per-language key's value for ``lang``: a {lang: value} mapping is looked up (None when unlisted)."""
+    return value.get(lang) if isinstance(value, dict) else value
+
+
+def run_value(run: dict[str, Any], key: str) -> Any:
+    """A run config's value of ``key``, reading a key left out at its legacy value (see LEGACY_VALUES)."""
+    return run[key] if key in run else LEGACY_VALUES[key]
+
+
 def method_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """``--set method.alpha=2`` -> {"alpha": 2.0}."""
     pairs = (parse_override(text) for text in overrides)
@@ -229,8 +247,11 @@ def run_config(config: dict[str, Any], *, method: str, method_params: dict[str, 
     run = {k: v for k, v in config.items() if k not in GRID_KEYS and k not in ("method_params", "baseline_method")}
     if setting == "zero-shot":
         run = {k: v for k, v in run.items() if not k.startswith("train.") and k != "train_dataset"}
-    for key in OMITTED_WHEN_UNSET:
-        if key in run and run[key] is None:
+    for key in PER_LANGUAGE_KEYS:
+        if key in run:
+            run[key] = per_language(run[key], lang)
+    for key, legacy in LEGACY_VALUES.items():
+        if key in run and run[key] == legacy:
             del run[key]
     for key in DATASET_KEYS:
         if key in run:

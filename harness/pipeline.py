@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.config import DATASET_KEYS, load_config, method_overrides, run_config
+from harness.config import DATASET_KEYS, load_config, method_overrides, run_config, run_value
 from harness.data import load_collection
 from harness.data.base import dataset_lang
 from harness.device import process_rank, resolve_device
@@ -87,12 +87,12 @@ def method_context(run: dict[str, Any], model: Any, source_tok: Any, target_tok:
     def target_text() -> list[str]:
         from harness.data import target_text as texts
 
-        return texts(run["lang"])
+        return texts(run["lang"], run_value(run, "training_text"))
 
     def source_text() -> list[str]:
         from harness.data import target_text as texts
 
-        return texts("en")  # English help text: the source side of WECHSEL-style vectors
+        return texts("en", run_value(run, "training_text"))  # English help text: the source side of WECHSEL-style vectors
 
     def dictionary() -> list[tuple[str, str]]:
         from harness.api import MissingResourceError

@@ -48,7 +48,14 @@ def environment() -> dict[str, Any]:
         "packages": versions,
         "git": git_commit(),
         "device": device_name(),
+        "threads": torch_threads(),  # float sums (and so the last digits of scores) depend on it
     }
+
+
+def torch_threads() -> int | None:
+    """Intra-op threads of this process's torch, when torch is already imported (no import for it)."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
 
 
 def git_commit() -> str | None:

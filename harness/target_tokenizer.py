@@ -245,8 +245,10 @@ def describe(recipe: str, lang: str, path: Path | str) -> str:
 
 
 def target_tokenizer(ref: str, lang: str, *, vocab_size: int = 30000, min_frequency: int = 2,
-                     lowercase: bool = True, recipe: str | None = None) -> tuple[Any, str]:
-    """The run's target tokenizer and a provenance string: 'auto' trains one by ``recipe`` on the language's text."""
+                     lowercase: bool = True, recipe: str | None = None,
+                     training_text: str = "train-pages") -> tuple[Any, str]:
+    """The run's target tokenizer and a provenance string: 'auto' trains one by ``recipe`` on the
+    language's ``training_text`` (see ``harness.data.target_text``)."""
     if ref != "auto":
         if recipe is not None:
             raise HarnessError(f"tokenizer.recipe '{recipe}' trains a tokenizer, but target_tokenizer is '{ref}': "
@@ -258,13 +260,15 @@ def target_tokenizer(ref: str, lang: str, *, vocab_size: int = 30000, min_freque
 
     recipe = check_recipe(recipe)
     recipe_segmenter(recipe, lang)  # a missing segmenter fails before the text is loaded
-    tokenizer, path = cached_tokenizer(lang, target_text(lang), recipe, vocab_size,
+    tokenizer, path = cached_tokenizer(lang, target_text(lang, training_text), recipe, vocab_size,
                                        min_frequency=min_frequency, lowercase=lowercase)
     return tokenizer, describe(recipe, lang, path)
 
 
 def run_target_tokenizer(run: dict[str, Any]) -> tuple[Any, str]:
     """The target tokenizer of a resolved run config, and its provenance."""
+    from harness.config import run_value
+
     return target_tokenizer(run["target_tokenizer"], run["lang"], vocab_size=run["tokenizer.vocab_size"],
                             min_frequency=run["tokenizer.min_frequency"], lowercase=run["tokenizer.lowercase"],
-                            recipe=run.get("tokenizer.recipe"))
+                            recipe=run.get("tokenizer.recipe"), training_text=run_value(run, "training_text"))

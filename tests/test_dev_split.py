@@ -148,3 +148,26 @@ def test_repeated_heading_is_one_query(split) -> None:
 def test_dev_is_about_ten_percent_of_pages(split) -> None:
     for lang, (_, full, _, train) in split.items():
         assert 0.05 <= len(_dev_pages(full, train)) / len(full.corpus) <= 0.15, lang
+
+
+@pytest.mark.slow
+def test_tokenizer_and_static_vector_text_leaves_the_dev_pages_out(split) -> None:
+    from harness.data import target_text
+
+    for lang, (_, full, dev, train) in split.items():
+        assert target_text(lang) == list(train.corpus.values()), lang
+        assert len(target_text(lang)) + len(_dev_pages(full, train)) == len(full.corpus), lang  # one text per page
+        assert target_text(lang, "all-pages") == list(full.corpus.values())  # the records made before the split
+
+
+def test_training_text_moves_run_ids_and_the_legacy_value_keeps_them() -> None:
+    from harness.config import load_config, run_config, run_value
+    from harness.runs import run_id
+
+    def run(*overrides: str) -> dict:
+        return run_config(load_config("pocket", list(overrides)), method="random", method_params={}, lang="ko",
+                          seed=0, setting="zero-shot")
+
+    new, legacy = run(), run("training_text=all-pages")
+    assert new["training_text"] == "train-pages" and "training_text" not in legacy
+    assert run_value(legacy, "training_text") == "all-pages" and run_id(new) != run_id(legacy)

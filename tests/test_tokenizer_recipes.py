@@ -30,7 +30,7 @@ def tiny_text(monkeypatch, tmp_path):
     import harness.data
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(harness.data, "target_text", lambda lang: CORPORA[lang])
+    monkeypatch.setattr(harness.data, "target_text", lambda lang, training_text="train-pages": CORPORA[lang])
 
 
 def trained(recipe: str, lang: str = "zh"):

@@ -24,8 +24,11 @@ __all__ = ["Collection", "DatasetSpec", "NoDatasetError", "NoDictionaryError", "
 
 NoDictionaryError = NoDatasetError  # raised by bilingual_dictionary("ko")
 
-TEXT_SOURCES = {lang: [f"libreoffice-help-{lang}"] for lang in catalog.POCKET_LANGS}
+# Text for tokenizers and static vectors, per config key ``training_text``: the training pages only,
+# or (records made before the dev split) every page, dev pages included.
+TEXT_SOURCES = {lang: [f"libreoffice-help-{lang}-train"] for lang in catalog.POCKET_LANGS}
 TEXT_SOURCES.update({"ar": ["libreoffice-l10n-ar", "quran-ar"], "hi": ["libreoffice-l10n-hi"]})
+ALL_PAGES = {f"libreoffice-help-{lang}-train": f"libreoffice-help-{lang}" for lang in catalog.POCKET_LANGS}
 PAIR_SOURCES = {lang: f"libreoffice-help-{lang}" for lang in catalog.POCKET_LANGS}
 DICTIONARY_LANGS = ("ar", "hi", "ja", "ko", "ru", "zh")
 
@@ -84,11 +87,15 @@ def _unsupported(what: str, lang: str, langs: list[str] | tuple[str, ...]) -> Ha
                         f"choose one of {', '.join(sorted(langs))}")
 
 
-def target_text(lang: str) -> list[str]:
-    """Target-language documents for tokenizers/static vectors (never the test collections)."""
+def target_text(lang: str, training_text: str = "train-pages") -> list[str]:
+    """Target-language documents for tokenizers/static vectors: never a test collection, and with
+    ``training_text="train-pages"`` never a dev page either."""
     if lang not in TEXT_SOURCES:
         raise _unsupported("target-language text", lang, list(TEXT_SOURCES))
-    return [text for name in TEXT_SOURCES[lang] for text in load_collection(name).corpus.values()]
+    if training_text not in ("train-pages", "all-pages"):
+        raise HarnessError(f"training_text must be 'train-pages' or 'all-pages', got {training_text!r}")
+    names = [ALL_PAGES.get(n, n) if training_text == "all-pages" else n for n in TEXT_SOURCES[lang]]
+    return [text for name in names for text in load_collection(name).corpus.values()]
 
 
 def bilingual_dictionary(lang: str) -> list[tuple[str, str]]:
