@@ -176,13 +176,23 @@ class TransferPlan:
         pairs = [(int(c), float(v)) for c, v in zip(col[lo:hi], val[lo:hi])]
         return sorted(pairs, key=lambda p: (-p[1], p[0]))
 
-    def validate(self, d: int | None = None, atol: float = 1e-4) -> list[str]:
-        """Problems with this plan (empty list = valid)."""
+    def validate(self, d: int | None = None, atol: float = 1e-4, n_source: int | None = None) -> list[str]:
+        """Problems with this plan (empty list = valid); ``n_source``: the source vocabulary size, which
+        the mixing matrix's columns must match."""
         import torch
 
         problems = []
         n_t = self.n_target
         crow = self.mixing.crow_indices()
+        cols = self.mixing.col_indices()
+        if tuple(self.mixing.shape)[0] != n_t:
+            problems.append(f"mixing has {self.mixing.shape[0]} rows for {n_t} target tokens")
+        if n_source is not None and self.mixing.shape[1] != n_source:
+            problems.append(f"mixing has {self.mixing.shape[1]} columns for {n_source} source tokens")
+        if cols.numel() and (int(cols.min()) < 0 or int(cols.max()) >= self.mixing.shape[1]):
+            problems.append(f"mixing source ids out of range: {int(cols.min())}..{int(cols.max())} "
+                            f"for {self.mixing.shape[1]} source tokens")
+            return problems
         has_row = (crow[1:] - crow[:-1]) > 0
         explicit = torch.zeros(n_t, dtype=torch.bool)
         if len(self.explicit_ids):

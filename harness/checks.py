@@ -93,7 +93,10 @@ def check_method(name: str, params: dict[str, Any] | None = None) -> tuple[list[
     ctx = fixture_context()
     plan = spec(ctx, **(params or {}))
     seconds = time.perf_counter() - start
-    problems = plan.validate(d=int(ctx.source_embeddings.shape[1]))
+    n_source, d = (int(n) for n in ctx.source_embeddings.shape)
+    problems = plan.validate(d=d, n_source=n_source)
+    if problems:  # an invalid plan (NaN, out-of-range ids) would also fail the comparisons below, falsely
+        return problems, {"convex": plan.convex, "seconds": round(seconds, 3)}
     used = sorted({key[0] for key in ctx._cache if isinstance(key, tuple) and key and key[0] in METHOD_RESOURCES})
     if spec.resources is not None and set(used) - set(spec.resources):
         problems.append(f"uses resources {sorted(set(used) - set(spec.resources))} it does not declare "

@@ -119,7 +119,8 @@ def make_plan(run: dict[str, Any], ctx: Any) -> Any:
     from harness.method_specs import get_method
 
     plan = get_method(run["method"])(ctx, **run["method_params"])
-    problems = plan.validate(d=int(ctx.source_embeddings.shape[1]))
+    n_source, d = (int(n) for n in ctx.source_embeddings.shape)
+    problems = plan.validate(d=d, n_source=n_source)
     if problems:
         raise HarnessError(f"method '{run['method']}' returned an invalid plan: {'; '.join(problems)}")
     return plan

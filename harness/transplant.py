@@ -48,7 +48,7 @@ def _check_plan(plan: "TransferPlan", source_weight: "torch.Tensor", source_tok:
         raise ValueError(f"source tokenizer has {len(source_tok)} tokens, the model only {n_source} rows")
     if plan.n_target != len(target_tok):
         raise ValueError(f"plan has {plan.n_target} target rows, the target tokenizer {len(target_tok)} tokens")
-    problems = plan.validate(d=d)
+    problems = plan.validate(d=d, n_source=n_source)
     if problems:
         raise ValueError("invalid transfer plan: " + "; ".join(problems))
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from conftest import make_sentencepiece, make_wordpiece
 
-from harness.api import MethodContext, random_rows, sparsemax
+from harness.api import MethodContext, TransferPlan, random_rows, sparsemax
 from harness.method_specs import get_method
 
 SOURCE = ["the", "city", "run", "##s", "##ing", ",", "paris"]
@@ -217,3 +218,30 @@ def test_methods_lists_citation_resources_and_determinism():
     assert "github.com/LeonidasY/fast-vocabulary-transfer" in lines["fvt"]
     assert "| yes " in lines["sembridge"] and "bridge_vectors" in lines["sembridge"]
     assert "| no " in lines["random-mvn"] and "github.com/alexa/ramen" in lines["ramen"]
+
+
+@pytest.mark.parametrize("kind", ["out-of-range", "nan"])
+def test_invalid_plans_fail_check_method_without_false_determinism(kind):
+    """A plan naming source ids beyond the vocabulary once passed validate() and scored 0.0 with status ok."""
+    from harness.api import register_method
+    from harness.checks import check_method
+    from harness.registry import methods
+
+    @register_method("bad-plan", resources=(), deterministic=True)
+    def bad_plan(ctx: MethodContext) -> object:
+        n = ctx.n_source
+        crow = torch.arange(ctx.n_target + 1)
+        cols = torch.full((ctx.n_target,), n + 5 if kind == "out-of-range" else 0)
+        values = torch.full((ctx.n_target,), float("nan") if kind == "nan" else 1.0)
+        mixing = torch.sparse_csr_tensor(crow, cols, values, size=(ctx.n_target, n))
+        empty = torch.zeros(0, ctx.source_embeddings.shape[1])
+        return TransferPlan(mixing=mixing, explicit_ids=torch.zeros(0, dtype=torch.long), explicit_rows=empty,
+                            explicit_bias=torch.zeros(0), kinds=np.ones(ctx.n_target, dtype=np.int8))
+
+    try:
+        problems, _ = check_method("bad-plan")
+    finally:
+        methods._entries.pop("bad-plan")
+    expected = "source ids out of range" if kind == "out-of-range" else "not all finite"
+    assert any(expected in p for p in problems), problems
+    assert not any("different plan" in p for p in problems), problems  # NaN != NaN is not nondeterminism
