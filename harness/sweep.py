@@ -88,15 +88,31 @@ def plan_cells(profile: str, overrides: Sequence[str] = ()) -> list[Cell]:
         for method in config["methods"]:
             for lang in config["languages"]:
                 for seed in config["seeds"]:
+                    # a deterministic method's zero-shot plan is the same for every seed: run the first only
+                    wanted = [s for s in settings if s != "zero-shot" or seed == config["seeds"][0]
+                              or not _deterministic(method)]
+                    if not wanted:
+                        continue
                     try:
                         name, params = method_variant(method)
                         runs = plan_runs(profile, [*overrides, *extra, *params], method=name, lang=lang, seed=seed,
-                                         settings=settings)
+                                         settings=wanted)
                         cells += [Cell(method, lang, seed, r["setting"], run=r) for r in runs]
                     except (HarnessError, UnknownNameError, ValueError) as err:
                         cells += [Cell(method, lang, seed, s, run=fallback_run(cell_config, method, lang, seed, s),
-                                       error=f"planning failed: {err}") for s in settings]
+                                       error=f"planning failed: {err}") for s in wanted]
     return cells
+
+
+def _deterministic(entry: str) -> bool:
+    """Whether a methods entry names a method registered as deterministic (unknown names: False)."""
+    from harness.method_specs import get_method
+    from harness.registry import UnknownNameError
+
+    try:
+        return bool(get_method(method_variant(entry)[0]).deterministic)
+    except (HarnessError, UnknownNameError):
+        return False
 
 
 def fallback_run(config: dict[str, Any], method: str, lang: str, seed: int, setting: str) -> dict[str, Any]:
@@ -115,8 +131,10 @@ def fallback_run(config: dict[str, Any], method: str, lang: str, seed: int, sett
 # --------------------------------------------------------------------------------------------
 # Execution
 # --------------------------------------------------------------------------------------------
-def run_cell(run: dict[str, Any], runs_dir: str, echo: Echo | None = None) -> tuple[str, str, str | None]:
-    """Execute one cell, recording a failure instead of raising: (run id, "ran"|"skipped"|"failed", error)."""
+def run_cell(run: dict[str, Any], runs_dir: str, echo: Echo | None = None,
+             save_model: bool = False) -> tuple[str, str, str | None]:
+    """Execute one cell, recording a failure instead of raising: (run id, "ran"|"skipped"|"failed", error).
+    ``save_model``: keep the cell's adapted model in its run folder (``pipeline.execute``)."""
     from harness import pipeline
 
     echo = echo or _quiet
@@ -124,7 +142,7 @@ def run_cell(run: dict[str, Any], runs_dir: str, echo: Echo | None = None) -> tu
     if folder.recorded() is not None:
         return folder.id, "skipped", None
     try:
-        pipeline.execute(run, runs_dir=runs_dir, echo=echo)  # a failed record is retried (runs.RunDir.recorded)
+        pipeline.execute(run, runs_dir=runs_dir, echo=echo, save_model=save_model)  # a failed record is retried (runs.RunDir.recorded)
     except Exception as err:  # one broken cell must not stop the sweep
         message = f"{type(err).__name__}: {err}"
         record_failure(folder, run, message, traceback.format_exc())
@@ -137,15 +155,18 @@ def _quiet(message: str) -> None:
 
 
 def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers: int = 1, echo: Echo = print,
-          fail_fast: bool = False) -> SweepSummary:
-    """Run every cell of ``config`` (a profile name or YAML path), skipping recorded ones."""
+          fail_fast: bool = False, save_model: bool = True) -> SweepSummary:
+    """Run every cell of ``config`` (a profile name or YAML path), skipping recorded ones; each cell keeps
+    its adapted model unless ``save_model`` is False."""
     return run_cells(plan_cells(config, overrides), runs_dir=runs_dir, workers=workers, echo=echo,
-                     fail_fast=fail_fast)
+                     fail_fast=fail_fast, save_model=save_model)
 
 
 def run_cells(cells: list[Cell], *, runs_dir: str, workers: int = 1, echo: Echo = print,
-              fail_fast: bool = False) -> SweepSummary:
-    """Run planned cells (a sweep's, or a tuning grid's) with the sweep's skip, failure and worker rules."""
+              fail_fast: bool = False, save_model: bool = False) -> SweepSummary:
+    """Run planned cells (a sweep's, or a tuning grid's) with the sweep's skip, failure and worker rules.
+
+    ``save_model`` is off by default: tuning trials (``harness tune``) keep no models; a sweep turns it on."""
     summary = SweepSummary(total=len(cells))
     for cell in [c for c in cells if c.error]:
         folder = RunDir.for_config(runs_dir, cell.run)
@@ -158,7 +179,7 @@ def run_cells(cells: list[Cell], *, runs_dir: str, workers: int = 1, echo: Echo 
         return summary
     with _progress(len(cells), initial=len(cells) - len(todo)) as bar:
         runner = _run_serial if workers <= 1 else _run_parallel
-        runner(todo, runs_dir, workers, echo, fail_fast, summary, bar)
+        runner(todo, runs_dir, workers, echo, fail_fast, summary, bar, save_model)
     echo(summary.line())
     return summary
 
@@ -187,9 +208,9 @@ def _note(summary: SweepSummary, cell: Cell, outcome: tuple[str, str, str | None
 
 
 def _run_serial(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fail_fast: bool,
-                summary: SweepSummary, bar: Any) -> None:
+                summary: SweepSummary, bar: Any, save_model: bool) -> None:
     for cell in cells:
-        _note(summary, cell, run_cell(cell.run, runs_dir, echo), echo)
+        _note(summary, cell, run_cell(cell.run, runs_dir, echo, save_model), echo)
         bar.update(1)
         if fail_fast and summary.failed:
             summary.stopped_early = True
@@ -197,7 +218,7 @@ def _run_serial(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fail
 
 
 def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fail_fast: bool,
-                  summary: SweepSummary, bar: Any) -> None:
+                  summary: SweepSummary, bar: Any, save_model: bool) -> None:
     """Cells on spawned worker processes, at most one queued per worker.
 
     A worker that dies (killed, out of memory) breaks its pool and every cell in flight with it:
@@ -212,9 +233,9 @@ def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fa
 
     queue = list(cells)
     while queue and not summary.stopped_early:
-        suspects, queue = _pool_round(queue, runs_dir, workers, note)
+        suspects, queue = _pool_round(queue, runs_dir, workers, note, save_model)
         for cell in suspects:
-            if _pool_round([cell], runs_dir, 1, note)[0]:  # it killed a worker on its own too
+            if _pool_round([cell], runs_dir, 1, note, save_model)[0]:  # it killed a worker on its own too
                 message = "worker crashed: the process running this cell died (killed, e.g. out of memory)"
                 folder = RunDir.for_config(runs_dir, cell.run)
                 record_failure(folder, cell.run, message)
@@ -224,7 +245,8 @@ def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fa
 
 
 def _pool_round(cells: list[Cell], runs_dir: str, workers: int,
-                note: Callable[[Cell, tuple[str, str, str | None]], bool]) -> tuple[list[Cell], list[Cell]]:
+                note: Callable[[Cell, tuple[str, str, str | None]], bool],
+                save_model: bool) -> tuple[list[Cell], list[Cell]]:
     """Run ``cells`` until done, stopped, or a worker dies: (cells in flight at the crash, cells not started)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, wait
@@ -239,7 +261,7 @@ def _pool_round(cells: list[Cell], runs_dir: str, workers: int,
             while waiting or running:
                 while waiting and len(running) < workers:
                     cell = waiting.pop()
-                    running[pool.submit(_run_cell_in_worker, cell.run, runs_dir)] = cell
+                    running[pool.submit(_run_cell_in_worker, cell.run, runs_dir, save_model)] = cell
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     cell = running.pop(future)
@@ -261,9 +283,9 @@ def _pool_round(cells: list[Cell], runs_dir: str, workers: int,
     return [], []
 
 
-def _run_cell_in_worker(run: dict[str, Any], runs_dir: str) -> tuple[str, str, str | None]:
+def _run_cell_in_worker(run: dict[str, Any], runs_dir: str, save_model: bool) -> tuple[str, str, str | None]:
     try:
-        return run_cell(run, runs_dir)
+        return run_cell(run, runs_dir, save_model=save_model)
     except SystemExit as stop:  # terminated: the cell has cleaned up; leave instead of taking the next cell
         os._exit(stop.code if isinstance(stop.code, int) else 1)
 

@@ -55,3 +55,14 @@ def test_pocket_ablations_profile_plans():
     from harness.runs import run_id
 
     assert len({run_id(c.run) for c in cells}) == len(cells)  # every variant and seed is its own run
+
+
+def test_deterministic_methods_run_zero_shot_once_and_fine_tune_every_seed(write_profile):
+    profile = write_profile("profile: seeds\nlanguages: [ko]\nmethods: [sembridge, random, nosuch]\n"
+                            "seeds: [0, 1, 2]\nsettings: [zero-shot, fine-tuned]\n", "seeds")
+    cells = plan_cells(profile)
+    planned = {(c.method, c.setting): sorted(x.seed for x in cells if (x.method, x.setting) == (c.method, c.setting))
+               for c in cells}
+    assert planned[("sembridge", "zero-shot")] == [0]  # its plan does not depend on the seed
+    assert planned[("sembridge", "fine-tuned")] == planned[("random", "zero-shot")] == [0, 1, 2]
+    assert planned[("nosuch", "zero-shot")] == [0, 1, 2]  # an unknown method still gets its failure records
