@@ -166,8 +166,30 @@ def test_latex_output(runs, tmp_path):
     assert "\\mathbf{" in tex and "^{\\dagger}" in tex
     assert "paired t-test" in tex and "Benjamini-Hochberg" in tex
     assert "unadapted pocket:splade-tiny" in tex
-    body = [line for line in tex.splitlines() if line.startswith("sembridge")]
+    body = [line for line in tex.splitlines() if line.startswith("SemBridge")]  # display names
     assert len(body) == 1 and body[0].count("&") == 5
+    assert "\\multicolumn{3}{c}{zero-shot}" in tex and "\\cmidrule(lr){2-4}" in tex  # two-level header
+    assert "\\resizebox{\\linewidth}" in tex and "0." not in body[0]  # fits the page; .xxx numbers
+    lines = tex.splitlines()
+    reference = next(i for i, line in enumerate(lines) if line.startswith("unadapted"))
+    assert lines[reference - 1] == "\\midrule"  # a rule between the methods and the reference systems
+    assert "\\mathbf" not in lines[reference]  # bold marks the best method, never a reference system
+
+
+def test_latex_compiles_with_booktabs(runs, tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (apt-get install texlive-latex-recommended)")
+    runs_dir, _ = runs
+    build_leaderboard(runs_dir, tmp_path, name="lb", metrics=("ndcg@10", "recall@100"))
+    (tmp_path / "paper.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+                                        "\\begin{document}\n\\input{lb.tex}\n\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "Overfull \\hbox" not in done.stdout and (tmp_path / "paper.pdf").stat().st_size > 0
 
 
 def test_method_variants_get_their_own_rows(tmp_path):
@@ -276,7 +298,7 @@ def test_bm25_reference_record(beir_dir, tmp_path):
     assert again == record and "already recorded" in messages[-1]
     paths = build_leaderboard(runs_dir, tmp_path / "out", name="refs", baseline="random", n_resamples=100)
     _, rows = md_table_rows(paths[0].read_text(), "nDCG@10")
-    assert rows["bm25"][0] == "**1.000**"
+    assert rows["bm25"][0] == "1.000"  # bold marks the best method; a reference system is not one
 
 
 def test_reference_record_has_mean_metrics(beir_dir, tmp_path):
