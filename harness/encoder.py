@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.device import accepted_inputs, autocast, resolve_device
-from harness.util import HarnessError, atomic_dir, write_json_atomic
+from harness.util import HarnessError, atomic_dir, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     import scipy.sparse
@@ -75,13 +75,23 @@ class SpladeEncoder:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         return cls(model, tokenizer, device=device, **settings)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write a sentence-transformers SparseEncoder directory (atomically replacing ``directory``)."""
+    def save(self, directory: str | Path, files: dict[str, str] | None = None) -> Path:
+        """Write a sentence-transformers SparseEncoder directory (atomically replacing ``directory``).
+
+        ``files``: extra text files (relative name -> text, e.g. ``{"README.md": card}``) written into
+        the same directory before it is swapped into place.
+        """
         directory = Path(directory)
+        extra = dict(files or {})
+        for name in extra:
+            if Path(name).is_absolute() or ".." in Path(name).parts or not Path(name).parts:
+                raise ValueError(f"extra file names must be relative paths inside the directory, got {name!r}")
         with atomic_dir(directory) as tmp:
             self.model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             self._write_sparse_encoder_configs(tmp)
+            for name, text in extra.items():
+                write_text_atomic(tmp / name, text)
         return directory
 
     def _write_sparse_encoder_configs(self, root: Path) -> None:

@@ -1,4 +1,4 @@
-"""Retrieval metrics with ranx, per-query scores, and TREC run / per-query files.
+"""Retrieval metrics with ranx, per-query scores, and TREC run / qrels / per-query files.
 
 ranx re-sorts a run by score and breaks ties its own way; we hand it rank-derived scores instead
 (strictly decreasing in the order of the run dict), so metrics follow exactly the ranking that
@@ -105,6 +105,25 @@ def write_trec_run(path: Path | str, run: Run, tag: str) -> Path:
     return Path(path)
 
 
+def write_trec_qrels(path: Path | str, qrels: Qrels) -> Path:
+    """TREC qrels file (``qid 0 docid rel``), one line per judgement, in the order of the dict."""
+    _check_no_whitespace("0", qrels)
+    lines = [f"{qid} 0 {docid} {int(rel)}" for qid, docs in qrels.items() for docid, rel in docs.items()]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return Path(path)
+
+
+def read_trec_qrels(path: Path | str) -> Qrels:
+    """Inverse of ``write_trec_qrels``."""
+    qrels: Qrels = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            qid, _, docid, rel = line.split()
+            qrels.setdefault(qid, {})[docid] = int(rel)
+    return qrels
+
+
 def read_trec_run(path: Path | str) -> Run:
     """Inverse of ``write_trec_run`` (documents ordered by rank)."""
     rows: dict[str, list[tuple[int, str, float]]] = {}
@@ -145,8 +164,8 @@ def read_per_query(path: Path | str) -> dict[str, dict[str, float]]:
     return out
 
 
-def _check_no_whitespace(tag: str, run: Run) -> None:
+def _check_no_whitespace(tag: str, run: Run | Qrels) -> None:
     """TREC files are whitespace-separated: ids or a tag with spaces would corrupt them."""
     bad = [s for s in (tag, *run, *(d for docs in run.values() for d in docs)) if not s or any(c.isspace() for c in s)]
     if bad:
-        raise ValueError(f"TREC run fields must be non-empty and contain no whitespace: {bad[:3]!r}")
+        raise ValueError(f"TREC fields must be non-empty and contain no whitespace: {bad[:3]!r}")

@@ -33,7 +33,25 @@ def plan_runs(profile: str, overrides: tuple[str, ...] | list[str], *, method: s
         for key in DATASET_KEYS:
             if key in run and not run[key].startswith("beir:"):
                 datasets.entry(run[key])  # unknown names fail now, with "did you mean"
+        run.update(local_input_hashes(run))
     return runs
+
+
+LOCAL_INPUT_KEYS = ("source_model", "bridge_model", "target_tokenizer")
+
+
+def local_input_hashes(run: dict[str, Any]) -> dict[str, str]:
+    """``{<key>_hash: content hash}`` for each input of ``run`` that is a local path (a beir: folder, a
+    model or tokenizer directory): the run id then follows their content, not their path, so an
+    edited qrels file is a new run. Registry names, hub ids and pocket: assets add nothing, so
+    their run ids stay as they were."""
+    from harness.data.beir import PREFIX, parse_reference
+    from harness.util import path_hash
+
+    paths = {key: parse_reference(run[key])[0] for key in DATASET_KEYS if str(run.get(key, "")).startswith(PREFIX)}
+    paths.update({key: Path(run[key]).expanduser() for key in LOCAL_INPUT_KEYS
+                  if key in run and not run[key].startswith("pocket:") and Path(run[key]).expanduser().exists()})
+    return {f"{key}_hash": path_hash(path) for key, path in paths.items() if path.exists()}
 
 
 def preflight(runs: list[dict[str, Any]]) -> None:
@@ -169,8 +187,13 @@ def training_pairs(run: dict[str, Any]) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------
 # A whole run
 # --------------------------------------------------------------------------------------------
-def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Echo = print) -> dict[str, Any]:
-    """Carry out one run and write its record; an identical recorded run is reported instead."""
+def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Echo = print,
+            save_model: bool = True) -> dict[str, Any]:
+    """Carry out one run and write its record; an identical recorded run is reported instead.
+
+    ``save_model``: keep the final adapted model as a SparseEncoder directory ``model/`` (with its
+    card) in the run folder. An execution option, not a config key: it does not change the run id.
+    """
     folder = RunDir.for_config(runs_dir, run)
     if not force and (done := folder.recorded()) is not None:
         return reported(folder, done, f"{folder.id}: already recorded", echo)
@@ -185,12 +208,35 @@ def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Ec
     index_dir = folder.path / "index" if len(collection.corpus) > ON_DISK_DOCS else None
     if process_rank() != 0:
         return follow(run, make_encoder(run, model, target_tok), collection, index_dir, echo)
+    encoder = make_encoder(run, model, target_tok)
     with stage(timing, "evaluate", echo):
-        evaluation, ranking = evaluate_encoder(run, make_encoder(run, model, target_tok), collection,
-                                               index_dir=index_dir)
-    record = write_record(folder, run, evaluation, ranking, timing, extra=extra)
+        evaluation, ranking = evaluate_encoder(run, encoder, collection, index_dir=index_dir)
+    files = {}
+    if save_model:
+        with stage(timing, "save", echo):
+            files["model"] = save_run_model(folder, run, encoder, evaluation.mean, extra)
+    record = write_record(folder, run, evaluation, ranking, timing, qrels=collection.qrels, extra=extra,
+                          files=files)
     echo(f"{folder.id}: {format_metrics(record['metrics'])} -> {folder.path}")
     return record
+
+
+MODEL_DIR = "model"
+
+
+def save_run_model(folder: RunDir, run: dict[str, Any], encoder: Any, metrics: dict[str, float],
+                   extra: dict[str, Any]) -> str:
+    """The adapted model as a SparseEncoder directory with its card, written atomically; its relative path."""
+    from harness.model_card import model_card
+    from harness.segmented_tokenizer import SegmentedTokenizerFast
+
+    tokenizer = encoder.tokenizer
+    segmenter = (tokenizer.segmenter or "none (whitespace + punctuation)") \
+        if isinstance(tokenizer, SegmentedTokenizerFast) else None
+    card = model_card(run, metrics, run_id=folder.id, plan=extra.get("plan"),
+                      target_tokenizer=extra.get("target_tokenizer"), segmenter=segmenter)
+    encoder.save(folder.path / MODEL_DIR, files={"README.md": card})
+    return MODEL_DIR
 
 
 def follow(run: dict[str, Any], encoder: Any, collection: Any, index_dir: Path | None, echo: Echo) -> dict[str, Any]:
@@ -271,7 +317,7 @@ def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tup
     with stage(timing, "evaluate"):
         index_dir = folder.path / "index" if len(collection.corpus) > ON_DISK_DOCS else None
         evaluation, ranking = evaluate_encoder(run, encoder, collection, index_dir=index_dir)
-    record = write_record(folder, run, evaluation, ranking, timing)
+    record = write_record(folder, run, evaluation, ranking, timing, qrels=collection.qrels)
     echo(f"{model_ref} on {dataset}: {format_metrics(record['metrics'])} -> {folder.path}")
     return record
 

@@ -72,7 +72,8 @@ def evaluate_reference(system: str, dataset: str, *, profile: str = "pocket", ov
     with stage(timing, "evaluate", echo):
         ranking, info = RETRIEVERS[system](run, collection)
         evaluation = _score(run, collection, ranking)
-    record = write_record(folder, run, evaluation, ranking, timing, extra={"reference": info})
+    record = write_record(folder, run, evaluation, ranking, timing, qrels=collection.qrels,
+                          extra={"reference": info})
     echo(f"{system} on {dataset}: " + ", ".join(f"{k} {v:.4f}" for k, v in evaluation.mean.items())
          + f" -> {folder.path}")
     return record

@@ -151,20 +151,29 @@ class RunRecord:
 
 
 def write_record(folder: RunDir, run: dict[str, Any], evaluation: Any, ranking: dict, timing: dict[str, float],
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """All files of an evaluated run; ``result.json`` last, so its presence means the record is complete."""
-    from harness.evaluate import write_per_query, write_trec_run
+                 *, qrels: dict[str, dict[str, int]], extra: dict[str, Any] | None = None,
+                 files: dict[str, str] | None = None) -> dict[str, Any]:
+    """All files of an evaluated run; ``result.json`` last, so its presence means the record is complete.
+
+    ``qrels``: the collection's judgements, written as ``qrels.trec`` beside ``run.trec`` (so
+    ``trec_eval qrels.trec run.trec`` works on the folder alone). ``files``: what the caller already
+    wrote into the folder (name -> relative path, e.g. the saved ``model``), listed in the record.
+    """
+    from harness.evaluate import write_per_query, write_trec_qrels, write_trec_run
 
     folder.write_json("config.json", run)
     folder.write_json("env.json", environment())
     write_trec_run(folder.file("run.trec"), ranking, tag=folder.id)
+    write_trec_qrels(folder.file("qrels.trec"), qrels)
     write_per_query(folder.file("per_query.json"), evaluation.per_query)
-    files = {"config": "config.json", "env": "env.json", "run": "run.trec", "per_query": "per_query.json"}
+    listed = {"config": "config.json", "env": "env.json", "run": "run.trec", "qrels": "qrels.trec",
+              "per_query": "per_query.json"}
     if (folder.path / "curve.json").exists():
-        files["curve"] = "curve.json"
+        listed["curve"] = "curve.json"
+    listed.update(files or {})
     counts = {"queries": evaluation.n_queries, "missing_in_run": evaluation.missing_in_run,
               "missing_in_qrels": evaluation.missing_in_qrels}
-    record = RunRecord.of(run, metrics=evaluation.mean, timing=timing, files=files,
+    record = RunRecord.of(run, metrics=evaluation.mean, timing=timing, files=listed,
                           details={"counts": counts, **(extra or {})})
     folder.write_json(RESULT, record.to_json())
     return folder.result()  # what a later skip returns and reporting reads

@@ -43,7 +43,7 @@ def fake_pipeline(monkeypatch, outcome):
 
     calls = []
 
-    def execute(run, *, runs_dir, force=False, echo=print):
+    def execute(run, *, runs_dir, force=False, echo=print, save_model=True):
         calls.append(run)
         folder = RunDir.for_config(runs_dir, run)
         if not force and folder.recorded() is not None:
@@ -53,7 +53,8 @@ def fake_pipeline(monkeypatch, outcome):
         evaluation = EvalResult(mean=mean, per_query=per_query, n_queries=len(next(iter(per_query.values()))),
                                 metrics=tuple(per_query))
         ranking = {q: {"d1": 1.0} for q in next(iter(per_query.values()))}
-        return write_record(folder, run, evaluation, ranking, {"train": 2.0, "evaluate": 1.0}, extra=extra)
+        return write_record(folder, run, evaluation, ranking, {"train": 2.0, "evaluate": 1.0},
+                            qrels={q: {"d1": 1} for q in ranking}, extra=extra)
 
     monkeypatch.setattr(pipeline, "execute", execute)
     return calls

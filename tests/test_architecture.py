@@ -24,9 +24,10 @@ LAYERS = [
     ["harness.encoder", "harness.splade_head", "harness.objectives.*", "harness.train"],      # train
     ["harness.retrieval", "harness.index"],                                                   # search
     ["harness.evaluate"],                                                                     # evaluate
-    ["harness.runs"],                                                                         # record
+    ["harness.runs", "harness.model_card"],                                                   # record
     ["harness.tables", "harness.report"],                                                     # report
-    ["harness.pipeline", "harness.references", "harness.sweep", "harness.tune", "harness.cli"],  # runners
+    ["harness.pipeline", "harness.references", "harness.sweep", "harness.tune", "harness.cli",
+     "harness.__main__"],                                                                     # runners
 ]
 
 
