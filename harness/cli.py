@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -10,6 +12,7 @@ import click
 from harness.util import HarnessError, exit_on_sigterm
 
 RUNS_DIR = "runs"
+JSON_HELP = "print the record(s) as JSON on stdout (progress goes to stderr)"
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -36,9 +39,61 @@ def echo_table(rows: list[dict[str, Any]], headers: str | list[str] = "keys") ->
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sparse-transfer-harness")
-def main() -> None:
+@click.option("-v", "--verbose", count=True, help="more output: third-party progress bars and info logs")
+@click.option("-q", "--quiet", count=True, help="less output: results and errors only, no progress bars")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: int) -> None:
     """Transfer English SPLADE sparse encoders to new languages and compare initialization methods."""
     exit_on_sigterm()
+    ctx.obj = {"verbosity": verbose - quiet}
+    set_verbosity(verbose - quiet)
+
+
+def set_verbosity(level: int) -> None:
+    """Third-party output by level, through environment variables (inherited by sweep workers and
+    read when transformers / huggingface_hub / tqdm are first imported, so nothing is imported here).
+
+    -1 (-q): no progress bars at all, transformers errors only; 0 (default): no Hugging Face progress
+    bars ("Loading weights", downloads), the harness's own bars and messages; 1 (-v): everything,
+    transformers info logs too. At the default level a variable the user set is left alone."""
+    if level < 0:
+        os.environ.update(TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error")
+    elif level == 0:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    else:
+        os.environ.update(HF_HUB_DISABLE_PROGRESS_BARS="0", TRANSFORMERS_VERBOSITY="info")
+    if "transformers" in sys.modules:  # imported already (an embedding process): tell it directly
+        from transformers.utils import logging as hf_logging
+
+        quiet_bars = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").lower() in ("1", "true", "yes", "on")
+        hf_logging.disable_progress_bar() if quiet_bars else hf_logging.enable_progress_bar()
+
+
+def verbosity() -> int:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj.get("verbosity", 0) if isinstance(obj, dict) else 0
+
+
+def progress_echo(as_json: bool = False) -> Callable[[str], None]:
+    """Where a command's progress lines go: stdout; stderr under --json (stdout holds the JSON); nowhere under -q."""
+    if verbosity() < 0:
+        return lambda message: None
+    if as_json:
+        return lambda message: click.echo(message, err=True)
+    return click.echo
+
+
+def emit_records(records: list[dict[str, Any]], as_json: bool, *, single: bool = False) -> None:
+    """--json: the record(s) on stdout (one object when ``single``, else a list); -q: one line per record."""
+    import json
+
+    if as_json:
+        click.echo(json.dumps(records[0] if single else records, indent=2, ensure_ascii=False))
+    elif verbosity() < 0:
+        for record in records:
+            metrics = ", ".join(f"{k} {v:.4f}" for k, v in (record.get("metrics") or {}).items())
+            click.echo(f"{record.get('run_id', '?')}: {metrics or 'no metrics'}")
 
 
 @main.command("methods")
@@ -85,17 +140,23 @@ def methods_cmd() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a config key (repeatable); method.PARAM=VALUE sets a method parameter")
 @click.option("--force", is_flag=True, help="re-run even if an identical run is recorded")
+@click.option("--no-save-model", "no_save_model", is_flag=True,
+              help="do not keep the adapted model (model/ in the run folder); the run id is the same either way")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @user_errors
 def run_cmd(method_name: str, lang: str, profile: str, setting: str, seed: int, runs_dir: str,
-            overrides: tuple[str, ...], force: bool) -> None:
+            overrides: tuple[str, ...], force: bool, no_save_model: bool, as_json: bool) -> None:
     """Adapt the source encoder to LANG with METHOD, evaluate, and record the run."""
     from harness.pipeline import execute, plan_runs, preflight
 
     settings = ["zero-shot", "fine-tuned"] if setting == "both" else [setting]
     runs = plan_runs(profile, overrides, method=method_name, lang=lang, seed=seed, settings=settings)
     preflight(runs)
-    for run in runs:
-        execute(run, runs_dir=runs_dir, force=force, echo=click.echo)
+    echo = progress_echo(as_json)
+    records = [execute(run, runs_dir=runs_dir, force=force, echo=echo, save_model=not no_save_model) for run in runs]
+    records = [r for r in records if r]  # a rank other than 0 under torchrun returns {} and prints nothing
+    if records:
+        emit_records(records, as_json)
 
 
 @main.command("config")
@@ -122,13 +183,16 @@ def config_cmd(profile: str, overrides: tuple[str, ...], keys: bool) -> None:
 @click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
 @click.option("--force", is_flag=True, help="re-run even if an identical evaluation is recorded")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @user_errors
-def eval_cmd(model_ref: str, dataset: str, profile: str, runs_dir: str, overrides: tuple[str, ...], force: bool) -> None:
+def eval_cmd(model_ref: str, dataset: str, profile: str, runs_dir: str, overrides: tuple[str, ...], force: bool,
+             as_json: bool) -> None:
     """Evaluate any sparse encoder (e.g. the unadapted source model) on a collection."""
     from harness.pipeline import evaluate_model
 
-    evaluate_model(model_ref, dataset, profile=profile, overrides=overrides, runs_dir=runs_dir, force=force,
-                   echo=click.echo)
+    record = evaluate_model(model_ref, dataset, profile=profile, overrides=overrides, runs_dir=runs_dir, force=force,
+                            echo=progress_echo(as_json))
+    emit_records([record], as_json, single=True)
 
 
 @main.group("data")
@@ -154,6 +218,24 @@ def data_build(name: str | None) -> None:
 
     build(name)
     click.echo(f"built {name or 'all datasets'}")
+
+
+@data_group.command("export")
+@click.argument("name")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["beir", "trec", "mteb"]), default="beir", show_default=True,
+              help="beir: corpus.jsonl, queries.jsonl, qrels/test.tsv (read back by beir:DIR); trec: topics.tsv, "
+                   "qrels.trec, corpus.jsonl; mteb: the BEIR files plus a README.md of configs that "
+                   "datasets.load_dataset (and so mteb's retrieval loader) reads")
+@click.option("--force", is_flag=True, help="replace DIRECTORY if it is not empty")
+@user_errors
+def data_export(name: str, directory: str, fmt: str, force: bool) -> None:
+    """Write test collection NAME (or beir:DIR) to DIRECTORY in another tool's format."""
+    from harness.data import load_collection
+    from harness.data.export import export_collection
+
+    files = export_collection(load_collection(name), directory, fmt, force=force)
+    click.echo(f"{name} -> {directory} ({fmt}: {', '.join(str(f) for f in files)})")
 
 
 @main.group("tokenizer")
@@ -247,13 +329,16 @@ def objectives_cmd() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
 @click.option("--workers", type=int, default=1, show_default=True, help="parallel worker processes")
 @click.option("--fail-fast", is_flag=True, help="stop at the first failed cell")
+@click.option("--no-save-model", "no_save_model", is_flag=True,
+              help="keep no adapted models (model/ in each run folder); run ids are the same either way")
 @user_errors
-def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: int, fail_fast: bool) -> None:
+def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: int, fail_fast: bool,
+              no_save_model: bool) -> None:
     """Run the grid methods x languages x seeds x settings of CONFIG (a profile or YAML path)."""
     from harness.sweep import sweep
 
-    summary = sweep(config, runs_dir=runs_dir, overrides=overrides, workers=workers, echo=click.echo,
-                    fail_fast=fail_fast)
+    summary = sweep(config, runs_dir=runs_dir, overrides=overrides, workers=workers, echo=progress_echo(),
+                    fail_fast=fail_fast, save_model=not no_save_model)
     click.echo(summary.line())
     if not summary.ok:
         sys.exit(1)
@@ -296,9 +381,11 @@ def tune_cmd(config: str, runs_dir: str, out_dir: str, name: str | None, overrid
               help="profile whose sweep grid the records should cover: counts and lists the missing cells")
 @click.option("--control", "controls", multiple=True, default=["en"], show_default=True,
               help="control language: shown last, left out of the averages (repeat; '' for none)")
+@click.option("--json", "as_json", is_flag=True,
+              help="print the files written and every table cell (the CSV's rows) as JSON on stdout")
 @user_errors
 def leaderboard_cmd(runs_dir: str, out_dir: str, name: str, profile: str | None, metric: str, baseline: str,
-                    test: str, correction: str, controls: tuple[str, ...], grid: str | None) -> None:
+                    test: str, correction: str, controls: tuple[str, ...], grid: str | None, as_json: bool) -> None:
     """Leaderboards (markdown, LaTeX, CSV, plots) from the run records in --runs."""
     import shlex
 
@@ -307,10 +394,29 @@ def leaderboard_cmd(runs_dir: str, out_dir: str, name: str, profile: str | None,
     from harness.runs import git_commit
 
     header = {"command": shlex.join(["harness", *sys.argv[1:]]), "commit": git_commit(), "machine": device_name()}
-    for path in build_leaderboard(runs_dir, out_dir, name=name, metric=metric, baseline=baseline, test=test,
-                                  correction=correction, header=header, profile=profile,
-                                  controls=[c for c in controls if c], grid=grid_cells(grid, runs_dir) if grid else None):
+    paths = build_leaderboard(runs_dir, out_dir, name=name, metric=metric, baseline=baseline, test=test,
+                              correction=correction, header=header, profile=profile,
+                              controls=[c for c in controls if c], grid=grid_cells(grid, runs_dir) if grid else None)
+    if as_json:
+        import json
+
+        csv_path = next(p for p in paths if p.suffix == ".csv")
+        click.echo(json.dumps({"files": [str(p) for p in paths], "cells": leaderboard_cells(csv_path)}, indent=2,
+                              ensure_ascii=False))
+        return
+    for path in paths:
         click.echo(str(path))
+
+
+def leaderboard_cells(csv_path: Path) -> list[dict[str, Any]]:
+    """The rows of a leaderboard CSV with numbers as numbers (empty fields: None)."""
+    import csv
+
+    numeric = {"n_seeds": int, "significant": int, "mean": float, "sd": float, "diff_vs_baseline": float,
+               "p": float, "p_adjusted": float}
+    with open(csv_path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: (numeric[k](v) if v != "" else None) if k in numeric else v for k, v in row.items()} for row in rows]
 
 
 def grid_cells(config: str, runs_dir: str) -> Any:
@@ -331,14 +437,59 @@ def grid_cells(config: str, runs_dir: str) -> Any:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
 @click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
 @click.option("--force", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @user_errors
 def reference_cmd(system: str, dataset: str, profile: str, overrides: tuple[str, ...], runs_dir: str,
-                  force: bool) -> None:
+                  force: bool, as_json: bool) -> None:
     """Evaluate a reference system (BM25, the dense bridge model) on a collection, as a run record."""
     from harness.references import evaluate_reference
 
-    evaluate_reference(system, dataset, profile=profile, overrides=overrides, runs_dir=runs_dir, force=force,
-                       echo=click.echo)
+    record = evaluate_reference(system, dataset, profile=profile, overrides=overrides, runs_dir=runs_dir,
+                                force=force, echo=progress_echo(as_json))
+    emit_records([record], as_json, single=True)
+
+
+@main.command("export")
+@click.argument("run")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False),
+              help="where a run id is looked up")
+@click.option("--force", is_flag=True, help="replace DIRECTORY if it is not empty")
+@user_errors
+def export_cmd(run: str, directory: str, runs_dir: str, force: bool) -> None:
+    """Copy the saved model of RUN (a run folder or a run id) to DIRECTORY, a SparseEncoder directory."""
+    import shutil
+
+    from harness.util import atomic_dir, read_json
+
+    folder = run_folder(run, runs_dir)
+    record = read_json(folder / "result.json")
+    model = record.get("files", {}).get("model")
+    if not model or not (folder / model / "modules.json").is_file():
+        raise HarnessError(f"run {folder.name} has no saved model: re-run it with --force and without "
+                           f"--no-save-model (`harness run ... --force`)")
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not force:
+        raise HarnessError(f"{target} exists and is not empty: choose another folder or pass --force to replace it")
+    if target.resolve() == (folder / model).resolve():
+        raise HarnessError(f"{target} is the run's own model folder: export to another folder")
+    with atomic_dir(target) as tmp:
+        shutil.copytree(folder / model, tmp, dirs_exist_ok=True)
+    click.echo(f"{folder.name}: model -> {target} (load it with sentence_transformers.SparseEncoder({str(target)!r}))")
+
+
+def run_folder(ref: str, runs_dir: str) -> Path:
+    """A run folder given as a path, or as a run id under ``runs_dir`` (unknown ids: "did you mean")."""
+    import difflib
+
+    for candidate in (Path(ref), Path(runs_dir) / ref):
+        if (candidate / "result.json").is_file():
+            return candidate
+    known = sorted(p.parent.name for p in Path(runs_dir).glob("*/result.json"))
+    close = difflib.get_close_matches(ref, known, n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise HarnessError(f"no run '{ref}': not a run folder, and not a run id under {runs_dir} ({hint}"
+                       f"{len(known)} runs there; pass a run folder or --runs-dir)")
 
 
 if __name__ == "__main__":  # pragma: no cover
