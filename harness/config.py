@@ -22,7 +22,7 @@ DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset")  # names with 
 LEGACY_VALUES: dict[str, Any] = {"train.eval_dataset": None, "train.schedule": None, "train.warmup_steps": None,
                                  "tokenizer.recipe": None, "dataset_lang": None, "training_text": "all-pages"}
 PER_LANGUAGE_KEYS = ("tokenizer.recipe",)  # may be a {lang: value} mapping in a profile, resolved per run
-GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models",  # describe a sweep, not a single run
+GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models", "exclude",  # describe a sweep, not a run
              "tune.grid", "tune.methods", "tune.languages", "tune.seeds", "tune.dataset", "tune.metric")
 
 
@@ -64,6 +64,8 @@ BASE_SCHEMA: dict[str, Key] = {
     "settings": Key(list, list(SETTINGS), "sweep: settings"),
     "source_models": Key(list, [], "sweep: source models, each run as source_model (empty: source_model alone)"),
     "baseline_method": Key(str, "random", "method the significance tests compare against"),
+    "exclude": Key(list, [], "sweep: cells left out, each a mapping of method/lang/seed/setting values, e.g. "
+                   "[{lang: en, setting: fine-tuned}]"),
     "tune.grid": Key(dict, {}, "harness tune: {config key: [values]}, every combination is one recipe tried on dev"),
     "tune.methods": Key(list, ["random", "sembridge"], "harness tune: methods whose dev scores choose the recipe"),
     "tune.languages": Key(list, ["ko"], "harness tune: languages whose dev scores choose the recipe"),

@@ -91,6 +91,8 @@ def plan_cells(profile: str, overrides: Sequence[str] = ()) -> list[Cell]:
                     # a deterministic method's zero-shot plan is the same for every seed: run the first only
                     wanted = [s for s in settings if s != "zero-shot" or seed == config["seeds"][0]
                               or not _deterministic(method)]
+                    wanted = [s for s in wanted if not excluded(config["exclude"], method=method, lang=lang,
+                                                                seed=seed, setting=s)]
                     if not wanted:
                         continue
                     try:
@@ -102,6 +104,20 @@ def plan_cells(profile: str, overrides: Sequence[str] = ()) -> list[Cell]:
                         cells += [Cell(method, lang, seed, s, run=fallback_run(cell_config, method, lang, seed, s),
                                        error=f"planning failed: {err}") for s in wanted]
     return cells
+
+
+EXCLUDE_FIELDS = ("method", "lang", "seed", "setting")
+
+
+def excluded(patterns: list[Any], **cell: Any) -> bool:
+    """Whether a cell matches one of the profile's ``exclude`` patterns (every field a pattern names)."""
+    for pattern in patterns:
+        if not isinstance(pattern, dict) or not pattern or set(pattern) - set(EXCLUDE_FIELDS):
+            raise HarnessError(f"exclude: {pattern!r} is not a mapping of {', '.join(EXCLUDE_FIELDS)}; "
+                               f"e.g. {{lang: en, setting: fine-tuned}}")
+        if all(cell[k] == v for k, v in pattern.items()):
+            return True
+    return False
 
 
 def _deterministic(entry: str) -> bool:

@@ -116,6 +116,23 @@ def last_quarter_gain(curve: list[dict[str, Any]], metric: str) -> float | None:
     return points[-1][1] - interpolate(points, 0.75 * points[-1][0])
 
 
+def converged_budget(curves: list[list[dict[str, Any]]], metric: str) -> int | None:
+    """The fewest steps B such that every curve, cut at any evaluated step from B on, gains less than
+    CONVERGED_GAIN over its last 25% (a constant rate after warm-up makes a cut curve the curve of a
+    shorter run); None when the curves have not converged by their end. Requiring it of every later
+    cut keeps one lucky wobble of a noisy dev curve from choosing the budget."""
+    if not curves:
+        return None
+    steps = sorted(set.intersection(*({p["step"] for p in c if metric in p} for c in curves)) - {0})
+    budget = None
+    for step in reversed(steps):
+        gains = [last_quarter_gain([p for p in c if p["step"] <= step], metric) for c in curves]
+        if any(g is None or g >= CONVERGED_GAIN for g in gains):
+            break
+        budget = step
+    return budget
+
+
 def scores(done: Recorded, metric: str) -> dict[str, dict[tuple[str, str], list[float]]]:
     """recipe -> (method, lang) -> the dev scores of its seeds."""
     out: dict[str, dict[tuple[str, str], list[float]]] = {}
@@ -137,7 +154,14 @@ def pick(trials: list[Trial], done: Recorded, metric: str) -> tuple[str, float] 
 
 def pick_line(trials: list[Trial], done: Recorded, metric: str) -> str:
     chosen = pick(trials, done, metric)
-    return f"pick: {chosen[0]} (mean dev {metric} {chosen[1]:.4f})" if chosen else "pick: none (no recipe complete)"
+    if not chosen:
+        return "pick: none (no recipe complete)"
+    curves = [record.get("curve") or [] for t, record in done if t.recipe == chosen[0] and t.method == "random"]
+    budget = converged_budget(curves, metric)
+    steps = (f"budget train.steps={budget}: random's dev curves gain < {CONVERGED_GAIN} over their last 25% "
+             f"when cut at any step from {budget} on" if budget else
+             "budget: random's dev curves have not converged by their last step; lengthen train.steps")
+    return f"pick: {chosen[0]} (mean dev {metric} {chosen[1]:.4f}); {steps}"
 
 
 # --------------------------------------------------------------------------------------------

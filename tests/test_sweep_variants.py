@@ -66,3 +66,13 @@ def test_deterministic_methods_run_zero_shot_once_and_fine_tune_every_seed(write
     assert planned[("sembridge", "zero-shot")] == [0]  # its plan does not depend on the seed
     assert planned[("sembridge", "fine-tuned")] == planned[("random", "zero-shot")] == [0, 1, 2]
     assert planned[("nosuch", "zero-shot")] == [0, 1, 2]  # an unknown method still gets its failure records
+
+
+def test_exclude_leaves_cells_out_and_a_bad_pattern_is_one_error(write_profile):
+    profile = write_profile("profile: ex\nlanguages: [ko, en]\nmethods: [random]\nseeds: [0, 1]\n"
+                            "settings: [zero-shot, fine-tuned]\nexclude: [{lang: en, setting: fine-tuned}]\n", "ex")
+    cells = {(c.lang, c.setting, c.seed) for c in plan_cells(profile)}
+    assert cells == {(lang, s, seed) for lang in ("ko", "en") for s in ("zero-shot", "fine-tuned") for seed in (0, 1)
+                     if (lang, s) != ("en", "fine-tuned")}
+    with pytest.raises(HarnessError, match="exclude: .* is not a mapping"):
+        plan_cells(profile, ["exclude=[{language: en}]"])

@@ -79,3 +79,18 @@ def test_bad_grid_is_one_clear_error(profile):
         plan_trials(profile, ["tune.grid={train.lrr: [1]}"])
     with pytest.raises(HarnessError, match="needs a non-empty list"):
         plan_trials(profile, ["tune.grid={train.lr: 0.1}"])
+
+
+def test_converged_budget_needs_every_later_cut_to_be_flat():
+    from harness.tune import converged_budget
+
+    def curve(values):
+        return [{"step": 100 * i, "ndcg@10": v} for i, v in enumerate(values)]
+
+    rising = curve([0.20, 0.30, 0.36, 0.40, 0.42, 0.43, 0.432, 0.433, 0.433])
+    # cut at 600: .432 - value at 450 (.425) = .007; at 700: .433 - .4305 = .0025, and flat from there
+    assert converged_budget([rising], "ndcg@10") == 700
+    wobble = curve([0.20, 0.30, 0.36, 0.36, 0.40, 0.41, 0.43, 0.45, 0.47])  # flat at 300, then it climbs again
+    assert converged_budget([wobble], "ndcg@10") is None
+    assert converged_budget([rising, curve([0.2, 0.3, 0.4, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])], "ndcg@10") == 700
+    assert converged_budget([], "ndcg@10") is None
