@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from harness.assets import resolve_model
-from harness.util import (atomic_path, cache_dir, content_hash, file_hash, read_json, write_json_atomic,
-                          write_text_atomic)
+from harness.util import (atomic_path, cache_dir, cached_file_hash, content_hash, file_hash, read_entry, read_json,
+                          is_sealed, seal, write_json_atomic)
 
 if TYPE_CHECKING:
     import torch
@@ -121,19 +121,6 @@ def encode_texts(texts: Sequence[str], bridge_ref: str, *, prefix: str | None = 
 _MODEL_SUFFIXES = {".json", ".safetensors", ".bin", ".model", ".txt", ".pt", ".pth", ".py"}
 
 
-def cached_file_hash(path: Path) -> str:
-    """sha256 of a file's content, memoised per (real path, size, mtime) so big weights hash once."""
-    real = path.resolve()
-    st = real.stat()
-    memo = cache_dir("file-hashes") / f"{content_hash(str(real), st.st_size, st.st_mtime_ns)}.txt"
-    try:
-        return memo.read_text().strip()
-    except OSError:
-        digest = file_hash(real, length=64)
-        write_text_atomic(memo, digest)
-        return digest
-
-
 def _module_dirs(model_dir: Path) -> list[Path]:
     """The model folder plus the sub-folders its sentence-transformers modules.json names."""
     dirs = [model_dir]
@@ -184,34 +171,40 @@ def bridge_cache_key(tokenizer: Any, model_dir: Path, prefix: str, texts: list[s
 
 
 # --------------------------------------------------------------------------------------------
-# Cache files: KEY.npy + KEY.json (shape, dtype, sha256)
+# Cache files: KEY.npy + KEY.json (shape, dtype, sha256), sealed (harness.util.seal) once both are written
 # --------------------------------------------------------------------------------------------
 def load_cached_vectors(npy: Path, sidecar: Path, n_rows: int) -> "torch.Tensor | None":
-    """The cached matrix, or None when absent, truncated, of the wrong shape or checksum."""
+    """The cached matrix; None when absent, or corrupt (then removed with one line on stderr)."""
     import torch
 
+    array = read_entry(npy, lambda path: np.load(path, allow_pickle=False),
+                       check=lambda path: _sidecar_problem(path, sidecar, n_rows))
+    return None if array is None else torch.from_numpy(array)
+
+
+def _sidecar_problem(npy: Path, sidecar: Path, n_rows: int) -> str | None:
+    """What the sidecar says is wrong with ``npy``; its checksum is read for an entry written before seals."""
     try:
         meta = read_json(sidecar)
-        if meta.get("shape", [None])[0] != n_rows or meta.get("dtype") != "float32":
-            return None
-        if file_hash(npy, length=64) != meta["sha256"]:
-            return None
-        array = np.load(npy, allow_pickle=False)
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
-        return None
-    if list(array.shape) != list(meta["shape"]) or array.dtype != np.float32:
-        return None
-    return torch.from_numpy(array)
+        if meta["shape"][0] != n_rows or meta["dtype"] != "float32":
+            return f"{sidecar.name}: shape {meta['shape']} {meta['dtype']}, expected {n_rows} float32 rows"
+        if not is_sealed(npy) and file_hash(npy, length=64) != meta["sha256"]:
+            return f"{npy.name}: content differs from {sidecar.name} (sha256)"
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+        return f"{sidecar.name}: unreadable ({type(err).__name__})"
+    return None
 
 
 def save_cached_vectors(npy: Path, sidecar: Path, vectors: "torch.Tensor", info: dict[str, Any]) -> None:
-    """Matrix first, sidecar last (both atomic): a crash in between leaves a checksum mismatch."""
+    """Sidecar, matrix, then the seal (each atomic): a reader in between finds no matrix, or one whose
+    checksum the sidecar holds (and seals it then)."""
     array = np.ascontiguousarray(vectors.detach().cpu().numpy().astype(np.float32))
     with atomic_path(npy) as tmp:
         with open(tmp, "wb") as f:  # a file object: np.save on a path would append ".npy"
             np.save(f, array, allow_pickle=False)
-        digest = file_hash(tmp, length=64)
-    write_json_atomic(sidecar, {**info, "shape": list(array.shape), "dtype": "float32", "sha256": digest})
+        write_json_atomic(sidecar, {**info, "shape": list(array.shape), "dtype": "float32",
+                                    "sha256": file_hash(tmp, length=64)})
+    seal(npy)
 
 
 # --------------------------------------------------------------------------------------------

