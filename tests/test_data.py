@@ -179,6 +179,24 @@ def test_gnome_known_page(fresh_cache):
 
 
 @pytest.mark.slow
+def test_gnome_cross_lingual_collections(fresh_cache):
+    from harness.data import dataset_rows, load_collection
+
+    en, ja = load_collection("gnome-help-en"), load_collection("gnome-help-ja")
+    ja_en, en_ja = load_collection("gnome-help-ja-x-en"), load_collection("gnome-help-en-x-ja")
+    assert ja_en.lang == en_ja.lang == "ja"
+    # target-language descriptions -> every English page; English descriptions -> the Japanese pages
+    assert ja_en.queries == ja.queries and ja_en.corpus == en.corpus
+    assert en_ja.corpus == ja.corpus and en_ja.queries == {q: en.queries[q] for q in ja.queries}
+    assert all(c.qrels == {q: {q: 1} for q in c.queries} for c in (ja_en, en_ja))  # the same page id
+    assert ja_en.queries["a11y-bouncekeys"] == "同じキーをすばやく押した場合は無視します。"
+    assert en_ja.queries["a11y-bouncekeys"] == "Ignore quickly-repeated key presses of the same key."
+    assert len(load_collection("gnome-help-ko-x-en").queries) == 348
+    kinds = {row["name"]: row["kind"] for row in dataset_rows()}
+    assert kinds["gnome-help-ru-x-en"] == kinds["gnome-help-en-x-zh"] == "test collection (cross-lingual)"
+
+
+@pytest.mark.slow
 def test_gnome_untranslated_pages_dropped(fresh_cache):
     from harness.data import load_collection
 

@@ -26,6 +26,17 @@ def _gnome(lang: str) -> DatasetSpec:
         build_fn=lambda: gnome.build(lang, package_root(gnome.PACKAGE)), debian=(gnome.PACKAGE,))
 
 
+def _gnome_cross(query_lang: str, doc_lang: str) -> DatasetSpec:
+    """Cross-lingual GNOME help: one language's descriptions against the other's page bodies."""
+    target = doc_lang if query_lang == "en" else query_lang
+    return DatasetSpec(
+        name=f"gnome-help-{query_lang}-x-{doc_lang}", lang=target, kind="test collection (cross-lingual)",
+        source=f"{gnome.SOURCE.format(dir=gnome.LANG_DIRS[query_lang])} desc -> "
+               f"{gnome.LANG_DIRS[doc_lang]} body", licence=gnome.LICENCE,
+        build_fn=lambda: gnome.build_cross(query_lang, doc_lang, package_root(gnome.PACKAGE)),
+        debian=(gnome.PACKAGE,))
+
+
 @functools.lru_cache(maxsize=1)  # one language at a time: its three datasets come from one parse
 def _help_pages(lang: str, root: Path, versions: tuple[str | None, ...]) -> dict[str, libreoffice.Page]:
     english = None if lang == "en" else datasets.get("libreoffice-help-en").build().corpus
@@ -85,6 +96,9 @@ def _freedict(lang: str) -> DatasetSpec:
 def _register_all() -> None:
     for lang in POCKET_LANGS:
         _add(_gnome(lang))
+    for lang in POCKET_LANGS[1:]:  # CLEAR's setting: the adapted model reads both languages
+        _add(_gnome_cross(lang, "en"))
+        _add(_gnome_cross("en", lang))
     for lang in POCKET_LANGS:
         for spec in _libreoffice(lang):
             _add(spec)

@@ -86,20 +86,51 @@ def read_guide(root: Path, lang: str, guide: str) -> dict[str, tuple[str, str]]:
     return {p.stem: parse_page(p) for p in sorted(base.glob("*.page"))}
 
 
-def build(lang: str, root: Path) -> Collection:
-    corpus: dict[str, str] = {}
-    queries: dict[str, str] = {}
+PageKey = tuple[str, str]  # (guide, page stem)
+
+
+def translated_pages(root: Path, lang: str) -> dict[PageKey, tuple[str, str]]:
+    """(desc, body) of every page with a description of its own in ``lang`` (English: every page with one)."""
+    out = {}
     for guide in GUIDES:
         english = read_guide(root, "en", guide)
         pages = read_guide(root, lang, guide) if lang != "en" else english
         for stem, (desc, body) in pages.items():
             untranslated = lang != "en" and desc == english.get(stem, ("", ""))[0]
-            if not desc or untranslated:
-                continue
-            # "index" exists in both guides: qualify the second guide's colliding stems
-            doc_id = stem if stem not in corpus else f"{guide}/{stem}"
-            corpus[doc_id] = body
-            queries[doc_id] = desc
+            if desc and not untranslated:
+                out[(guide, stem)] = (desc, body)
+    return out
+
+
+def page_ids(keys: list[PageKey]) -> dict[PageKey, str]:
+    """Doc ids: the stem, qualified by its guide when an earlier guide has that stem ("index" is in both)."""
+    ids: dict[PageKey, str] = {}
+    for guide, stem in keys:
+        ids[(guide, stem)] = stem if stem not in ids.values() else f"{guide}/{stem}"
+    return ids
+
+
+def build(lang: str, root: Path) -> Collection:
+    pages = translated_pages(root, lang)
+    ids = page_ids(list(pages))
+    corpus = {ids[k]: body for k, (_, body) in pages.items()}
+    queries = {ids[k]: desc for k, (desc, _) in pages.items()}
     qrels = {qid: {qid: 1} for qid in queries}
     return Collection(name=f"gnome-help-{lang}", lang=lang, corpus=corpus, queries=queries, qrels=qrels,
                       source=SOURCE.format(dir=LANG_DIRS[lang]), licence=LICENCE)
+
+
+def build_cross(query_lang: str, doc_lang: str, root: Path) -> Collection:
+    """``gnome-help-{q}-x-{d}``: descriptions in ``query_lang`` -> page bodies in ``doc_lang`` (every page
+    that has a ``doc_lang`` text); a query's relevant document is the same page in the other language.
+    Queries exist for pages translated in both languages. Doc ids follow the English page order, so a page
+    has one id in every collection."""
+    queries_of, docs_of = translated_pages(root, query_lang), translated_pages(root, doc_lang)
+    ids = page_ids(list(translated_pages(root, "en")))
+    target = doc_lang if query_lang == "en" else query_lang
+    corpus = {ids[k]: body for k, (_, body) in docs_of.items() if k in ids}
+    queries = {ids[k]: desc for k, (desc, _) in queries_of.items() if k in docs_of and k in ids}
+    return Collection(name=f"gnome-help-{query_lang}-x-{doc_lang}", lang=target, corpus=corpus, queries=queries,
+                      qrels={qid: {qid: 1} for qid in queries},
+                      source=f"{SOURCE.format(dir=LANG_DIRS[query_lang])} (desc) -> "
+                             f"{SOURCE.format(dir=LANG_DIRS[doc_lang])} (body)", licence=LICENCE)
