@@ -8,7 +8,7 @@ from harness.config import DATASET_KEYS, load_config, method_overrides, run_conf
 from harness.data import load_collection
 from harness.data.base import dataset_lang
 from harness.device import process_rank, resolve_device
-from harness.runs import RunDir, write_record
+from harness.runs import RunDir, local_input_hashes, write_record
 from harness.target_tokenizer import run_target_tokenizer
 from harness.util import Echo, HarnessError, stage
 
@@ -35,23 +35,6 @@ def plan_runs(profile: str, overrides: tuple[str, ...] | list[str], *, method: s
                 datasets.entry(run[key])  # unknown names fail now, with "did you mean"
         run.update(local_input_hashes(run))
     return runs
-
-
-LOCAL_INPUT_KEYS = ("source_model", "bridge_model", "target_tokenizer")
-
-
-def local_input_hashes(run: dict[str, Any]) -> dict[str, str]:
-    """``{<key>_hash: content hash}`` for each input of ``run`` that is a local path (a beir: folder, a
-    model or tokenizer directory): the run id then follows their content, not their path, so an
-    edited qrels file is a new run. Registry names, hub ids and pocket: assets add nothing, so
-    their run ids stay as they were."""
-    from harness.data.beir import PREFIX, parse_reference
-    from harness.util import path_hash
-
-    paths = {key: parse_reference(run[key])[0] for key in DATASET_KEYS if str(run.get(key, "")).startswith(PREFIX)}
-    paths.update({key: Path(run[key]).expanduser() for key in LOCAL_INPUT_KEYS
-                  if key in run and not run[key].startswith("pocket:") and Path(run[key]).expanduser().exists()})
-    return {f"{key}_hash": path_hash(path) for key, path in paths.items() if path.exists()}
 
 
 def preflight(runs: list[dict[str, Any]]) -> None:
@@ -302,6 +285,7 @@ def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tup
     run = run_config(config, method="eval", method_params={"model": model_ref}, lang=dataset_lang(dataset, config["dataset_lang"]), seed=0,
                      setting="zero-shot")
     run.update(dataset=dataset, source_model=model_ref)
+    run.update(local_input_hashes(run))
     folder = RunDir.for_config(runs_dir, run)
     if not force and (done := folder.recorded()) is not None:
         return reported(folder, done, f"{model_ref} on {dataset}: already recorded", echo)

@@ -33,7 +33,7 @@ from harness.config import load_config, run_config
 from harness.data import load_collection
 from harness.data.base import dataset_lang
 from harness.device import resolve_device
-from harness.runs import RunDir, write_record
+from harness.runs import RunDir, local_input_hashes, write_record
 from harness.util import Echo, HarnessError, stage
 
 SYSTEMS = ("bm25", "dense-bridge")
@@ -62,6 +62,7 @@ def evaluate_reference(system: str, dataset: str, *, profile: str = "pocket", ov
     lang = dataset_lang(dataset, config.get("dataset_lang"))
     run = run_config(config, method=system, method_params={}, lang=lang, seed=0, setting="zero-shot")
     run.update(dataset=dataset, method_params={**default_params(system, run), **(params or {})})
+    run.update(local_input_hashes(run))  # an edited beir: folder is a new run
     folder = RunDir.for_config(runs_dir, run)
     if not force and (done := folder.recorded()) is not None:
         echo(f"{system} on {dataset}: already recorded in {folder.path}; --force re-runs it")

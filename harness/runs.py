@@ -32,6 +32,24 @@ def run_id(run_config: dict[str, Any]) -> str:
     return f"{run_config['method']}-{run_config['lang']}-{run_config['setting']}-s{run_config['seed']}-{digest}"
 
 
+LOCAL_INPUT_KEYS = ("source_model", "bridge_model", "target_tokenizer")
+
+
+def local_input_hashes(run: dict[str, Any]) -> dict[str, str]:
+    """``{<key>_hash: content hash}`` for each input of ``run`` that is a local path (a beir: folder, a
+    model or tokenizer directory): the run id then follows their content, not their path, so an
+    edited qrels file is a new run. Registry names, hub ids and pocket: assets add nothing, so
+    their run ids stay as they were."""
+    from harness.config import DATASET_KEYS
+    from harness.data.beir import PREFIX, parse_reference
+    from harness.util import path_hash
+
+    paths = {key: parse_reference(run[key])[0] for key in DATASET_KEYS if str(run.get(key, "")).startswith(PREFIX)}
+    paths.update({key: Path(run[key]).expanduser() for key in LOCAL_INPUT_KEYS
+                  if key in run and not run[key].startswith("pocket:") and Path(run[key]).expanduser().exists()})
+    return {f"{key}_hash": path_hash(path) for key, path in paths.items() if path.exists()}
+
+
 def environment() -> dict[str, Any]:
     """Package versions, git commit and device of this process."""
     from importlib import metadata

@@ -104,7 +104,8 @@ def base_label(record: dict[str, Any]) -> str:
 def identity(entry: Entry) -> dict[str, str]:
     """What makes a record a distinct system: its parameters and its non-grid config values."""
     ident = {k: _short(v) for k, v in entry.record.get("method_params", {}).items()}
-    ident.update({k: _short(v) for k, v in entry.config.items() if k not in NOT_VARIANTS})
+    ident.update({k: _short(v) for k, v in entry.config.items()
+                  if k not in NOT_VARIANTS and not k.endswith("_hash")})  # a local input's content hash
     return ident
 
 

@@ -253,6 +253,19 @@ def test_editing_a_beir_folder_gives_a_new_run_id(tmp_path):
     assert not [k for r in registry for k in r if k.endswith("_hash")]
 
 
+def test_a_reference_on_an_edited_beir_folder_is_a_new_record(tmp_path):
+    """The issue's case: after the qrels were edited, bm25 said "already recorded" with the old score."""
+    from harness.references import evaluate_reference
+
+    folder = _beir(tmp_path / "mine", ["d0"])
+    runs_dir, messages = str(tmp_path / "runs"), []
+    first = evaluate_reference("bm25", f"beir:{folder}", runs_dir=runs_dir, echo=messages.append)
+    _beir(folder, ["d0", "d1", "d2"])
+    second = evaluate_reference("bm25", f"beir:{folder}", runs_dir=runs_dir, echo=messages.append)
+    assert second["run_id"] != first["run_id"] and not any("already recorded" in m for m in messages)
+    assert second["metrics"]["recall@100"] == 1.0
+
+
 def test_a_local_model_directory_enters_the_run_by_content(tmp_path):
     from harness.pipeline import plan_runs
     from harness.pocket_models import splade_tiny_dir
