@@ -20,7 +20,8 @@ DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset")  # names with 
 # key out while it holds that value, so the old records keep their ids. A key whose new default changes
 # results (training_text) has a legacy value other than its default, and so moves the ids of new runs.
 LEGACY_VALUES: dict[str, Any] = {"train.eval_dataset": None, "train.schedule": None, "train.warmup_steps": None,
-                                 "tokenizer.recipe": None, "dataset_lang": None, "training_text": "all-pages"}
+                                 "tokenizer.recipe": None, "dataset_lang": None, "training_text": "all-pages",
+                                 "vocab_mode": "replace"}
 PER_LANGUAGE_KEYS = ("tokenizer.recipe",)  # may be a {lang: value} mapping in a profile, resolved per run
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models", "exclude",  # describe a sweep, not a run
              "tune.grid", "tune.methods", "tune.languages", "tune.seeds", "tune.dataset", "tune.metric")
@@ -51,6 +52,9 @@ BASE_SCHEMA: dict[str, Key] = {
                             "no CJK isolation) or wordpiece-seg (WordPiece over a word segmenter: zh jieba, ja "
                             "fugashi, ko kiwipiepy); or a {lang: recipe} mapping (unlisted languages: the default)",
                             True),
+    "vocab_mode": Key(str, "replace", "replace: the target vocabulary replaces the source's; extend: the source "
+                      "vocabulary keeps its rows and the target tokens it lacks are appended (the method "
+                      "initializes those), so the model reads both languages", choices=("replace", "extend")),
     "training_text": Key(str, "train-pages", "text that trains target tokenizers and static vectors: train-pages "
                          "(LibreOffice help without the dev pages) or all-pages (records made before the dev "
                          "split; dev text leaks into the tokenizer)", choices=("train-pages", "all-pages")),

@@ -257,15 +257,17 @@ def train(run: dict[str, Any], model: Any, tokenizer: Any, collection: Any, fold
 def adapt(run: dict[str, Any], timing: dict[str, float], echo: Echo | None = None) -> tuple[Any, Any, Any, str]:
     """Source model -> plan -> transplanted model: (model, target tokenizer, plan, tokenizer provenance)."""
     from harness.assets import require_assets
-    from harness.transplant import transplant
+    from harness.transplant import keep_source_rows, transplant
 
     with stage(timing, "assets", echo):
         require_assets([run["source_model"], run["bridge_model"]])
         model, source_tok = load_source(run)
-        target_tok, target_ref = run_target_tokenizer(run)
+        target_tok, target_ref = run_target_tokenizer(run, source_tok)
     resources: dict[str, Any] = {}
     with stage(timing, "plan", echo):
         plan = make_plan(run, method_context(run, model, source_tok, target_tok, resources))
+        if run_value(run, "vocab_mode") == "extend":  # source tokens keep their rows, whatever the method
+            plan = keep_source_rows(plan, len(source_tok))
     for side in ("bridge_target", "bridge_source"):
         if side in resources:  # the bridge cache shows in the record: "hit" and seconds
             timing[side] = resources[side]["seconds"]
@@ -314,7 +316,7 @@ def inspect_tokens(profile: str, overrides: tuple[str, ...] | list[str], *, meth
     run = plan_runs(profile, overrides, method=method, lang=lang, seed=0, settings=["zero-shot"])[0]
     require_assets([run["source_model"], run["bridge_model"]])
     model, source_tok = load_source(run)
-    target_tok, _ = run_target_tokenizer(run)
+    target_tok, _ = run_target_tokenizer(run, source_tok)
     plan = make_plan(run, method_context(run, model, source_tok, target_tok))
     vocab, source_vocab = target_tok.get_vocab(), source_tok.convert_ids_to_tokens(list(range(len(source_tok))))
     lines = []

@@ -274,10 +274,54 @@ def target_tokenizer(ref: str, lang: str, *, vocab_size: int = 30000, min_freque
     return tokenizer, describe(recipe, lang, path)
 
 
-def run_target_tokenizer(run: dict[str, Any]) -> tuple[Any, str]:
-    """The target tokenizer of a resolved run config, and its provenance."""
+def run_target_tokenizer(run: dict[str, Any], source_tok: Any = None) -> tuple[Any, str]:
+    """The target tokenizer of a resolved run config, and its provenance. Given the source tokenizer and
+    ``vocab_mode=extend``: the source vocabulary followed by the new target tokens (the model's
+    vocabulary); without it, the target tokenizer as trained (its analysis, e.g. for BM25)."""
+    from harness.config import run_value
+
+    tokenizer, ref = _run_tokenizer(run)
+    if source_tok is not None and run_value(run, "vocab_mode") == "extend":
+        tokenizer = extend_tokenizer(source_tok, tokenizer)
+        ref = f"{ref} (extending the source vocabulary: {len(source_tok)} + {len(tokenizer) - len(source_tok)} tokens)"
+    return tokenizer, ref
+
+
+def _run_tokenizer(run: dict[str, Any]) -> tuple[Any, str]:
     from harness.config import run_value
 
     return target_tokenizer(run["target_tokenizer"], run["lang"], vocab_size=run["tokenizer.vocab_size"],
                             min_frequency=run["tokenizer.min_frequency"], lowercase=run["tokenizer.lowercase"],
                             recipe=run.get("tokenizer.recipe"), training_text=run_value(run, "training_text"))
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary mode "extend": the source vocabulary, then the target tokens it lacks
+# --------------------------------------------------------------------------------------------
+def extend_tokenizer(source_tok: Any, target_tok: Any) -> Any:
+    """A tokenizer with the target's analysis (normalizer, pre-tokenizer, segmenter) whose vocabulary is
+    the source's, at the source's ids, followed by the target tokens the source lacks (as FOCUS's
+    extension study and SemBridge's ``extend_tokenizer``): English keeps its tokens, so a transferred
+    model reads both languages. WordPiece targets only: a Unigram cannot hold WordPiece's ``##`` pieces."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    spec = json.loads(target_tok.backend_tokenizer.to_str())
+    if spec["model"]["type"] != "WordPiece":
+        raise HarnessError(f"vocab_mode=extend needs a WordPiece target tokenizer, got {spec['model']['type']}: "
+                           f"set tokenizer.recipe=wordpiece-bert or wordpiece-seg")
+    source = source_tok.get_vocab()
+    if sorted(source.values()) != list(range(len(source))):
+        raise HarnessError("vocab_mode=extend needs a source vocabulary with contiguous ids")
+    vocab = {token: i for token, i in sorted(source.items(), key=lambda item: item[1])}
+    for token, _ in sorted(target_tok.get_vocab().items(), key=lambda item: item[1]):
+        vocab.setdefault(token, len(vocab))
+    spec["model"]["vocab"] = vocab
+    for added in spec.get("added_tokens", []):
+        added["id"] = vocab[added["content"]]
+    for special in (spec.get("post_processor") or {}).get("special_tokens", {}).values():
+        special["ids"] = [vocab[token] for token in special["tokens"]]
+    backend = Tokenizer.from_str(json.dumps(spec))
+    kwargs = {k: v for k, v in target_tok.init_kwargs.items() if k in ("segmenter",)}
+    return type(target_tok)(tokenizer_object=backend, **kwargs, **_special_kwargs())

@@ -163,3 +163,25 @@ def _resize_position_buffer(module: Any, size: int) -> None:
             grown = torch.arange(size, device=buffer.device).unsqueeze(0)
             module.register_buffer(name, grown if name == "position_ids" else torch.zeros_like(grown),
                                    persistent=False)
+
+
+def keep_source_rows(plan: "TransferPlan", n_kept: int) -> "TransferPlan":
+    """``plan`` with target tokens ``0..n_kept-1`` copied from the source rows of the same ids (vocab_mode
+    extend: the source vocabulary comes first and keeps its rows, whatever the method planned for them)."""
+    import dataclasses
+
+    import torch
+
+    coo = plan.mixing.to_sparse_coo().coalesce()
+    rows, cols = coo.indices()
+    keep = rows >= n_kept
+    kept_ids = torch.arange(n_kept)
+    indices = torch.cat([torch.stack([rows[keep], cols[keep]]), torch.stack([kept_ids, kept_ids])], dim=1)
+    values = torch.cat([coo.values()[keep], torch.ones(n_kept, dtype=coo.values().dtype)])
+    mixing = torch.sparse_coo_tensor(indices, values, size=tuple(plan.mixing.shape)).coalesce().to_sparse_csr()
+    explicit = plan.explicit_ids >= n_kept
+    kinds = plan.kinds.copy()
+    kinds[:n_kept] = 0  # copied
+    return dataclasses.replace(plan, mixing=mixing, explicit_ids=plan.explicit_ids[explicit],
+                               explicit_rows=plan.explicit_rows[explicit], explicit_bias=plan.explicit_bias[explicit],
+                               kinds=kinds, info={**plan.info, "source_rows_kept": n_kept})
