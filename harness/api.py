@@ -3,7 +3,9 @@
 A method is one function ``fn(ctx: MethodContext, *, param=default, ...) -> TransferPlan``
 registered with ``@register_method("name")``. Its keyword-only parameters, their annotations and
 defaults are its typed, documented parameters (one ``name: help`` line per parameter under a
-``Parameters:`` heading in the docstring). The first docstring line is its description.
+``Parameters:`` heading in the docstring). The first docstring line is its description. A
+parameter's range is declared next to its type, ``alpha: Annotated[float, Range(gt=1)] = 4.0``:
+a value outside it fails before any work starts, naming the parameter and the range.
 
 A built-in method (a file in ``methods/``) registers the name of its file, ``-`` written as ``_``
 (``methods/my_method.py`` registers "my-method"); a plugin registers any name through the
@@ -23,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness.params import signature_params
+from harness.params import Range, signature_params
 from harness.registry import methods as method_registry
 from harness.util import HarnessError
 from harness.vocab import OverlapOptions, find_overlap
@@ -33,7 +35,7 @@ __all__ = [
     "build_plan", "register_method", "overlap_pairs", "special_pairs", "random_rows", "mean_bias", "copy_and_random",
     "topk_softmax_rows", "sparsemax", "sparsemax_threshold", "OverlapOptions", "find_overlap", "StaticVectors",
     "train_static_vectors", "tokenizer_signature", "words", "procrustes", "align_vectors", "token_texts",
-    "align_to_target", "subword_vectors", "neighbour_mask", "method_metadata", "HarnessError",
+    "align_to_target", "subword_vectors", "neighbour_mask", "method_metadata", "HarnessError", "Range",
 ]
 
 # What a method may ask the runner for (``ctx.resource(name)``, or the accessor of the same name).

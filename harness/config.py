@@ -1,7 +1,8 @@
 """Configuration: a profile (configs/<name>.yaml) plus ``--set key=value`` overrides, validated.
 
-Every key is declared in ``SCHEMA`` with its type, default and meaning; a profile or override
-naming an unknown key or giving a value of the wrong type fails with the key named.
+Every key is declared in ``SCHEMA`` with its type, default, meaning and (for numbers) range; a
+profile or override naming an unknown key or giving a value of the wrong type or out of range fails
+with the key named.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.params import Range
 from harness.util import HarnessError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -34,6 +36,11 @@ class Key:
     help: str
     nullable: bool = False
     choices: tuple[Any, ...] | None = None
+    range: Range | None = None  # of the value, or of every element of a list value
+
+
+COUNT, POSITIVE, NON_NEGATIVE, FRACTION = Range(ge=1), Range(gt=0), Range(ge=0), Range(ge=0, le=1)
+SEED = Range(ge=0, le=2**32 - 1)  # numpy's legacy seeding and the method generators stay in range
 
 
 # The keys of the runner. The training objectives' keys (``train.<parameter>``) are declared by the
@@ -44,8 +51,10 @@ BASE_SCHEMA: dict[str, Key] = {
     "bridge_model": Key(str, "pocket:me5-small", "multilingual sentence encoder embedding both vocabularies"),
     "bridge_prefix": Key(str, None, "text put before each token for the bridge (default: the model's query prompt)", True),
     "target_tokenizer": Key(str, "auto", "'auto' trains a WordPiece on the language's text; or a hub id / directory"),
-    "tokenizer.vocab_size": Key(int, 30000, "vocabulary size of an automatically trained target tokenizer"),
-    "tokenizer.min_frequency": Key(int, 2, "minimum pair frequency when training the target tokenizer"),
+    "tokenizer.vocab_size": Key(int, 30000, "vocabulary size of an automatically trained target tokenizer",
+                                range=COUNT),
+    "tokenizer.min_frequency": Key(int, 2, "minimum pair frequency when training the target tokenizer",
+                                   range=NON_NEGATIVE),
     "tokenizer.lowercase": Key(bool, True, "lower-case text in the trained target tokenizer (the source is uncased)"),
     "tokenizer.recipe": Key((str, dict), None, "how 'auto' trains the target tokenizer: wordpiece-bert (the "
                             "default: BERT pre-tokenizer, CJK characters isolated), unigram (SentencePiece-style, "
@@ -64,7 +73,7 @@ BASE_SCHEMA: dict[str, Key] = {
                         "tokenizer); default: the folder's 'lang' file, else 'und' (harness run takes --lang)", True),
     "languages": Key(list, ["ko", "ja", "zh", "ru"], "sweep: target languages"),
     "methods": Key(list, ["sembridge", "focus", "wechsel", "mean", "random", "overlap"], "sweep: methods"),
-    "seeds": Key(list, [0, 1, 2], "sweep: seeds"),
+    "seeds": Key(list, [0, 1, 2], "sweep: seeds", range=SEED),
     "settings": Key(list, list(SETTINGS), "sweep: settings"),
     "source_models": Key(list, [], "sweep: source models, each run as source_model (empty: source_model alone)"),
     "baseline_method": Key(str, "random", "method the significance tests compare against"),
@@ -73,37 +82,39 @@ BASE_SCHEMA: dict[str, Key] = {
     "tune.grid": Key(dict, {}, "harness tune: {config key: [values]}, every combination is one recipe tried on dev"),
     "tune.methods": Key(list, ["random", "sembridge"], "harness tune: methods whose dev scores choose the recipe"),
     "tune.languages": Key(list, ["ko"], "harness tune: languages whose dev scores choose the recipe"),
-    "tune.seeds": Key(list, [0], "harness tune: seeds per recipe"),
+    "tune.seeds": Key(list, [0], "harness tune: seeds per recipe", range=SEED),
     "tune.dataset": Key(str, "libreoffice-help-{lang}-dev", "harness tune: the dev collection ({lang} is replaced); never a test collection"),
     "tune.metric": Key(str, "ndcg@10", "harness tune: the metric that picks the recipe"),
     "method_params": Key(dict, {}, "per-method parameter overrides: {method: {param: value}}"),
     "device": Key(str, "auto", "auto, cpu or cuda"),
-    "encode.batch_size": Key(int, 32, "texts per encoder batch"),
-    "encode.query_max_length": Key(int, 256, "query token limit"),
-    "encode.doc_max_length": Key(int, 256, "document token limit"),
-    "encode.doc_max_chars": Key(int, 2000, "document text cut before tokenizing"),
-    "encode.max_active_dims": Key(int, None, "keep only the top-k dimensions of each vector (a fresh model can be dense)", True),
+    "encode.batch_size": Key(int, 32, "texts per encoder batch", range=COUNT),
+    "encode.query_max_length": Key(int, 256, "query token limit", range=COUNT),
+    "encode.doc_max_length": Key(int, 256, "document token limit", range=COUNT),
+    "encode.doc_max_chars": Key(int, 2000, "document text cut before tokenizing", range=COUNT),
+    "encode.max_active_dims": Key(int, None, "keep only the top-k dimensions of each vector (a fresh model can be dense)", True, range=COUNT),
     "eval.metrics": Key(list, ["ndcg@10", "recall@100", "mrr@10"], "ranx metric names"),
-    "eval.top_k": Key(int, 100, "documents retrieved per query"),
+    "eval.top_k": Key(int, 100, "documents retrieved per query", range=COUNT),
     "train.objective": Key(str, "splade", "training objective (see `harness objectives`)"),
-    "train.steps": Key(int, 150, "optimisation steps (pocket: ~1 step/s on 2 CPU cores with splade-tiny)"),
-    "train.batch_size": Key(int, 8, "pairs per (global) batch; each adds its hard negatives"),
-    "train.lr": Key(float, 2e-5, "peak learning rate (linear warm-up, then linear decay to 0; 1e-4 collapsed a mean-initialised ko model)"),
-    "train.warmup_ratio": Key(float, 0.1, "fraction of steps with linear learning-rate warm-up"),
+    "train.steps": Key(int, 150, "optimisation steps (pocket: ~1 step/s on 2 CPU cores with splade-tiny)", range=COUNT),
+    "train.batch_size": Key(int, 8, "pairs per (global) batch; each adds its hard negatives", range=COUNT),
+    "train.lr": Key(float, 2e-5, "peak learning rate (linear warm-up, then linear decay to 0; 1e-4 collapsed a mean-initialised ko model)", range=POSITIVE),
+    "train.warmup_ratio": Key(float, 0.1, "fraction of steps with linear learning-rate warm-up", range=FRACTION),
     "train.warmup_steps": Key(int, None, "warm-up steps (instead of train.warmup_ratio): a longer budget then "
-                              "continues the same run, so its curve prefix is the shorter budget's run", True),
+                              "continues the same run, so its curve prefix is the shorter budget's run", True,
+                              range=NON_NEGATIVE),
     "train.schedule": Key(str, None, "learning rate after warm-up: linear (decay to 0 at the last step; the "
                           "default), constant (no decay: a curve flattens only when the model converges) or "
                           "cosine (to 0)", True, choices=("linear", "constant", "cosine")),
     "train.eval_dataset": Key(str, None, "test collection of the curve points during training ({lang} is replaced); "
                               "default: the run's dataset (a cheaper tier, e.g. miracl-{lang}-lite, keeps them affordable)", True),
-    "train.eval_every": Key(int, 30, "evaluate every N steps (the convergence curve; also at step 0 and the last step)"),
-    "train.checkpoint_every": Key(int, 30, "checkpoint every N steps (for resume; also at the last step)"),
-    "train.query_max_length": Key(int, 32, "query token limit in training"),
-    "train.doc_max_length": Key(int, 128, "document token limit in training"),
+    "train.eval_every": Key(int, 30, "evaluate every N steps (the convergence curve; also at step 0 and the last step)",
+                            range=COUNT),
+    "train.checkpoint_every": Key(int, 30, "checkpoint every N steps (for resume; also at the last step)", range=COUNT),
+    "train.query_max_length": Key(int, 32, "query token limit in training", range=COUNT),
+    "train.doc_max_length": Key(int, 128, "document token limit in training", range=COUNT),
     "train.bf16": Key(bool, True, "bf16 autocast on CUDA (ignored on CPU)"),
-    "train.weight_decay": Key(float, 0.01, "AdamW weight decay (not on biases and LayerNorm)"),
-    "train.max_grad_norm": Key(float, 1.0, "gradient clipping norm"),
+    "train.weight_decay": Key(float, 0.01, "AdamW weight decay (not on biases and LayerNorm)", range=NON_NEGATIVE),
+    "train.max_grad_norm": Key(float, 1.0, "gradient clipping norm", range=POSITIVE),
 }
 ALIASES = {"objective": "train.objective", "steps": "train.steps", "lr": "train.lr"}
 
@@ -118,7 +129,7 @@ def objective_keys(names: list[str] | tuple[str, ...]) -> dict[str, Key]:
     for name in names:
         for p in objective_params(get_objective(name)):
             key = KEY_PREFIX + p.name
-            spec = Key(p.type, p.default, p.help, nullable=p.default is None, choices=p.choices)
+            spec = Key(p.type, p.default, p.help, nullable=p.default is None, choices=p.choices, range=p.range)
             earlier = BASE_SCHEMA.get(key) or keys.get(key)
             if earlier is not None and (earlier.type, earlier.default) != (spec.type, spec.default):
                 raise HarnessError(f"objective '{name}' declares parameter '{p.name}' as {spec.type.__name__} = "
@@ -146,11 +157,27 @@ def _closest(key: str, names: list[str]) -> str:
 
 
 def check_value(key: str, value: Any, schema: dict[str, Key] | None = None) -> Any:
-    """``value`` checked against the schema type of ``key`` (ints widen to floats)."""
+    """``value`` checked against the schema type and range of ``key`` (ints widen to floats)."""
     schema = SCHEMA if schema is None else schema
     if key not in schema:
         raise HarnessError(f"unknown config key '{key}'{_closest(key, list(schema))}; see `harness config --keys`")
     spec = schema[key]
+    value = _typed(key, spec, value)
+    if spec.range is not None and value is not None:
+        _check_range(key, spec.range, value)
+    return value
+
+
+def _check_range(key: str, bounds: Range, value: Any) -> None:
+    """A number, or each element of a list, within ``bounds``."""
+    for item in value if isinstance(value, list) else [value]:
+        number = isinstance(item, (int, float)) and not isinstance(item, bool)
+        if not number or item not in bounds:
+            what = "hold numbers" if isinstance(value, list) else "be"
+            raise HarnessError(f"config key '{key}' must {what} {bounds}, got {item!r}")
+
+
+def _typed(key: str, spec: Key, value: Any) -> Any:
     if value is None and spec.nullable:
         return None
     if spec.choices is not None and value not in spec.choices:
@@ -216,6 +243,9 @@ def load_config(profile: str = "pocket", overrides: list[str] | tuple[str, ...] 
         tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise HarnessError(f"{path}: not valid YAML ({err.__class__.__name__}); fix the file") from None
+    if not isinstance(tree, dict):
+        raise HarnessError(f"{path}: a profile is a mapping of config keys (key: value lines), not a YAML "
+                           f"{type(tree).__name__}: fix the file")
     flat = flatten(tree)
     parsed = [parse_override(text) for text in overrides]
     parsed = [(k, v) for k, v in parsed if not k.startswith("method.")]  # checked by the method's own spec

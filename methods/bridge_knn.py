@@ -10,10 +10,12 @@ alpha-entmax over the whole row); against ``wechsel`` only the vector space.
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import torch
 
-from harness.api import MethodContext, TransferPlan, build_plan, overlap_pairs, register_method, topk_softmax_rows
+from harness.api import (MethodContext, Range, TransferPlan, build_plan, overlap_pairs, register_method,
+                         topk_softmax_rows)
 
 
 @register_method(
@@ -25,8 +27,8 @@ from harness.api import MethodContext, TransferPlan, build_plan, overlap_pairs, 
 def bridge_knn(
     ctx: MethodContext,
     *,
-    k: int = 10,
-    temperature: float = 0.1,
+    k: Annotated[int, Range(ge=1)] = 10,
+    temperature: Annotated[float, Range(gt=0)] = 0.1,
     match_symbols: bool = True,
     exact_match_all: bool = True,
     fuzzy_match_all: bool = True,

@@ -21,10 +21,11 @@ in SemBridge. A target whose bridge vector is zero gets the mean row of E_s and 
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import torch
 
-from harness.api import MethodContext, TransferPlan, build_plan, mean_bias, overlap_pairs, register_method
+from harness.api import MethodContext, Range, TransferPlan, build_plan, mean_bias, overlap_pairs, register_method
 
 _DROP = 1e-6  # coefficients below this times the row's largest |coefficient| are dropped
 
@@ -71,11 +72,11 @@ def omp(targets: torch.Tensor, atoms: torch.Tensor, k: int, *, batch_size: int =
 def bridge_omp(
     ctx: MethodContext,
     *,
-    k: int = 8,
+    k: Annotated[int, Range(ge=1)] = 8,
     match_symbols: bool = True,
     exact_match_all: bool = True,
     fuzzy_match_all: bool = True,
-    batch_size: int = 512,
+    batch_size: Annotated[int, Range(ge=1)] = 512,
 ) -> TransferPlan:
     """Copy overlap; every other token = OMP's k signed least-squares coefficients of its bridge vector on source bridge vectors.
 

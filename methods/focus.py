@@ -18,12 +18,13 @@ Python, and returns a dense matrix; the harness needs the mixing weights (for th
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 
 from harness.api import (
     MethodContext,
+    Range,
     TransferPlan,
     build_plan,
     mean_bias,
@@ -68,15 +69,15 @@ def focus_init(
     exact_match_all: bool = True,
     fuzzy_match_all: bool = True,
     fasttext_model: Literal["cbow", "skipgram"] = "cbow",
-    dim: int = 100,
-    epochs: int = 3,
-    min_count: int = 10,
-    neg: int = 10,
-    lr: float = 0.05,
-    minn: int = 3,
-    maxn: int = 6,
-    bucket: int = 2_000_000,
-    threads: int = 1,
+    dim: Annotated[int, Range(ge=1)] = 100,
+    epochs: Annotated[int, Range(ge=1)] = 3,
+    min_count: Annotated[int, Range(ge=1)] = 10,
+    neg: Annotated[int, Range(ge=1)] = 10,
+    lr: Annotated[float, Range(gt=0)] = 0.05,
+    minn: Annotated[int, Range(ge=1)] = 3,
+    maxn: Annotated[int, Range(ge=0)] = 6,
+    bucket: Annotated[int, Range(ge=1)] = 2_000_000,
+    threads: Annotated[int, Range(ge=1)] = 1,
 ) -> TransferPlan:
     """FOCUS: copy overlap; new tokens = sparsemax mixture of overlapping tokens in a token-level fastText space.
 

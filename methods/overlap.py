@@ -1,7 +1,9 @@
 """overlap: copy overlapping tokens, random for the rest (isolates the effect of a mixing rule)."""
 from __future__ import annotations
 
-from harness.api import MethodContext, TransferPlan, copy_and_random, overlap_pairs, register_method
+from typing import Annotated
+
+from harness.api import MethodContext, Range, TransferPlan, copy_and_random, overlap_pairs, register_method
 
 
 @register_method(
@@ -15,7 +17,7 @@ def overlap_init(
     match_symbols: bool = True,
     exact_match_all: bool = True,
     fuzzy_match_all: bool = True,
-    std_scale: float = 1.0,
+    std_scale: Annotated[float, Range(ge=0)] = 1.0,
 ) -> TransferPlan:
     """Copy overlapping tokens from the source; the rest random from N(mean, std) of E_s.
 

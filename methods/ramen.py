@@ -18,12 +18,13 @@ full row's when the (k+1)-th score is at or below it), doubling k where it fails
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 
 from harness.api import (
     MethodContext,
+    Range,
     TransferPlan,
     align_to_target,
     build_plan,
@@ -83,19 +84,19 @@ def ramen(
     match_symbols: bool = True,
     exact_match_all: bool = True,
     fuzzy_match_all: bool = True,
-    min_pairs: int = 50,
+    min_pairs: Annotated[int, Range(ge=1)] = 50,
     require_dictionary: bool = False,
     lowercase: bool = True,
     fasttext_model: Literal["skipgram", "cbow"] = "skipgram",
-    dim: int = 100,
-    epochs: int = 5,
-    min_count: int = 5,
-    neg: int = 10,
-    lr: float = 0.05,
-    minn: int = 3,
-    maxn: int = 6,
-    bucket: int = 2_000_000,
-    threads: int = 1,
+    dim: Annotated[int, Range(ge=1)] = 100,
+    epochs: Annotated[int, Range(ge=1)] = 5,
+    min_count: Annotated[int, Range(ge=1)] = 5,
+    neg: Annotated[int, Range(ge=1)] = 10,
+    lr: Annotated[float, Range(gt=0)] = 0.05,
+    minn: Annotated[int, Range(ge=1)] = 3,
+    maxn: Annotated[int, Range(ge=0)] = 6,
+    bucket: Annotated[int, Range(ge=1)] = 2_000_000,
+    threads: Annotated[int, Range(ge=1)] = 1,
 ) -> TransferPlan:
     """RAMEN-style: sparsemax over all source subwords by cosine in Procrustes-aligned local fastText space.
 

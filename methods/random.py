@@ -1,7 +1,9 @@
 """random: new token rows drawn from the source embeddings' per-dimension distribution."""
 from __future__ import annotations
 
-from harness.api import MethodContext, TransferPlan, copy_and_random, overlap_pairs, register_method
+from typing import Annotated
+
+from harness.api import MethodContext, Range, TransferPlan, copy_and_random, overlap_pairs, register_method
 
 
 @register_method(
@@ -16,7 +18,7 @@ def random_init(
     match_symbols: bool = True,
     exact_match_all: bool = True,
     fuzzy_match_all: bool = True,
-    std_scale: float = 1.0,
+    std_scale: Annotated[float, Range(ge=0)] = 1.0,
 ) -> TransferPlan:
     """Random rows from N(mean, std) of E_s per dimension (seeded); the pure lower bound.
 

@@ -37,13 +37,14 @@ weights, or leave it stale as ``resize_token_embeddings`` does in the authors' c
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 
 from harness.api import (
     MethodContext,
+    Range,
     TransferPlan,
     build_plan,
     overlap_pairs,
@@ -385,14 +386,14 @@ def ablated_bias(ctx: MethodContext, bias: str) -> torch.Tensor | None:
 def sembridge(
     ctx: MethodContext,
     *,
-    alpha: float = 4.0,
+    alpha: Annotated[float, Range(gt=1)] = 4.0,
     copy_overlap: bool = True,
     match_symbols: bool = True,
     exact_match_all: bool = True,
     fuzzy_match_all: bool = True,
     bias: Literal["remap", "stale", "zero"] = "remap",
-    temperature: float | None = None,
-    top_k_cap: int | None = None,
+    temperature: Annotated[float, Range(gt=0)] | None = None,
+    top_k_cap: Annotated[int, Range(ge=1)] | None = None,
 ) -> TransferPlan:
     """Copy overlapping tokens; every other token is the alpha-entmax mixture of all source rows by bridge cosine.
 

@@ -26,12 +26,13 @@ no segmenter is available (for zh/ja only single-character dictionary entries ca
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 
 from harness.api import (
     MethodContext,
+    Range,
     TransferPlan,
     align_to_target,
     build_plan,
@@ -57,25 +58,25 @@ from harness.api import (
 def wechsel_init(
     ctx: MethodContext,
     *,
-    temperature: float = 0.1,
-    k: int = 10,
+    temperature: Annotated[float, Range(gt=0)] = 0.1,
+    k: Annotated[int, Range(ge=1)] = 10,
     copy_overlap: bool = False,
     match_symbols: bool = True,
     exact_match_all: bool = True,
     fuzzy_match_all: bool = True,
-    min_pairs: int = 50,
+    min_pairs: Annotated[int, Range(ge=1)] = 50,
     require_dictionary: bool = False,
     lowercase: bool = True,
     fasttext_model: Literal["skipgram", "cbow"] = "skipgram",
-    dim: int = 100,
-    epochs: int = 5,
-    min_count: int = 5,
-    neg: int = 10,
-    lr: float = 0.05,
-    minn: int = 3,
-    maxn: int = 6,
-    bucket: int = 2_000_000,
-    threads: int = 1,
+    dim: Annotated[int, Range(ge=1)] = 100,
+    epochs: Annotated[int, Range(ge=1)] = 5,
+    min_count: Annotated[int, Range(ge=1)] = 5,
+    neg: Annotated[int, Range(ge=1)] = 10,
+    lr: Annotated[float, Range(gt=0)] = 0.05,
+    minn: Annotated[int, Range(ge=1)] = 3,
+    maxn: Annotated[int, Range(ge=0)] = 6,
+    bucket: Annotated[int, Range(ge=1)] = 2_000_000,
+    threads: Annotated[int, Range(ge=1)] = 1,
 ) -> TransferPlan:
     """WECHSEL-style: Procrustes-aligned local fastText word vectors; target row = softmax(cos/T) over the k nearest source subwords.
 

@@ -22,9 +22,9 @@ document-role vectors, weights ``train.flops_query`` / ``train.flops_doc`` rampe
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Sequence
 
-from harness.params import Param, resolve, signature_params
+from harness.params import Param, Range, resolve, signature_params
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +50,8 @@ class Objective:
         self.setup(**{k: v for k, v in values.items() if k not in shared})
 
     # -- parameters ---------------------------------------------------------------------------
-    def shared(self, *, flops_query: float = 5e-5, flops_doc: float = 3e-5, flops_warmup_steps: int = 50,
+    def shared(self, *, flops_query: Annotated[float, Range(ge=0)] = 5e-5,
+               flops_doc: Annotated[float, Range(ge=0)] = 3e-5, flops_warmup_steps: Annotated[int, Range(ge=0)] = 50,
                flops_warmup: Literal["quadratic", "linear"] = "quadratic") -> None:
         """The FLOPS regulariser every objective shares.
 

@@ -27,9 +27,9 @@ English text goes through the target tokenizer (the only vocabulary the model ha
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from harness.objectives.base import Objective, duplicate_mask, info_nce, lexical_negatives
+from harness.objectives.base import Objective, Range, duplicate_mask, info_nce, lexical_negatives
 from harness.util import HarnessError
 
 if TYPE_CHECKING:
@@ -49,7 +49,9 @@ class ClearObjective(Objective):
     roles = {"en_query": "query", "tgt_query": "query", "neg_tgt_query": "query", "pos": "document",
              "neg": "document"}
 
-    def setup(self, *, hard_negatives: int = 1, clear_alpha: float = 0.4, clear_beta: float = 0.2,
+    def setup(self, *, hard_negatives: Annotated[int, Range(ge=0)] = 1,
+              clear_alpha: Annotated[float, Range(ge=0, le=1)] = 0.4,
+              clear_beta: Annotated[float, Range(ge=0, le=1)] = 0.2,
               clear_similarity: Literal["dot", "cosine"] = "dot") -> None:
         """
         Parameters:

@@ -26,9 +26,9 @@ When the teacher is missing the objective fails before any training, saying so.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from harness.objectives.base import Objective, duplicate_mask, info_nce, lexical_negatives
+from harness.objectives.base import Objective, Range, duplicate_mask, info_nce, lexical_negatives
 from harness.util import HarnessError
 
 if TYPE_CHECKING:
@@ -47,9 +47,10 @@ class QGDistillObjective(Objective):
                    "+ in-batch contrastive + alignment of generated queries across languages; + FLOPS")
     roles = {"query": "query", "cand": "document", "gen": "query"}
 
-    def setup(self, *, teacher: str = "{cache}/teachers/query-generator", teacher_temperature: float = 1.0,
-              qg_candidates: int = 4, qg_prompt: str = "{passage}", qg_languages: list = [],  # noqa: B006
-              qg_align_weight: float = 1.0) -> None:
+    def setup(self, *, teacher: str = "{cache}/teachers/query-generator",
+              teacher_temperature: Annotated[float, Range(gt=0)] = 1.0, qg_candidates: Annotated[int, Range(ge=1)] = 4,
+              qg_prompt: str = "{passage}", qg_languages: list = [],  # noqa: B006
+              qg_align_weight: Annotated[float, Range(ge=0)] = 1.0) -> None:
         """
         Parameters:
             teacher: qg-distill: seq2seq query generator (local directory or cached hub id; {cache} = harness cache)

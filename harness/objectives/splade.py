@@ -9,9 +9,9 @@ Hard negatives: ``train.hard_negatives`` per query, mined once before training b
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from harness.objectives.base import Objective, duplicate_mask, info_nce, lexical_negatives
+from harness.objectives.base import Objective, Range, duplicate_mask, info_nce, lexical_negatives
 
 if TYPE_CHECKING:
     import torch
@@ -24,7 +24,7 @@ class SpladeObjective(Objective):
     description = "in-batch + hard-negative contrastive ranking loss (dot product) + FLOPS on queries and documents"
     roles = {"query": "query", "pos": "document", "neg": "document"}
 
-    def setup(self, *, hard_negatives: int = 1) -> None:
+    def setup(self, *, hard_negatives: Annotated[int, Range(ge=0)] = 1) -> None:
         """
         Parameters:
             hard_negatives: hard negatives per query, mined by lexical overlap (0: in-batch only)
