@@ -35,27 +35,42 @@ def folder_lang(directory: Path | str) -> str | None:
     path = Path(directory) / LANG_FILE
     if not path.is_file():
         return None
-    lines = path.read_text(encoding="utf-8").split()
+    lines = _text(path, path.read_bytes(), 1).split()
     code = lines[0] if lines else ""
     if not _LANG.fullmatch(code):
         raise HarnessError(f"{path}: expected a language code such as 'ko' or 'zh', got {code!r}: fix the file")
     return code
 
 
+def _text(path: Path, raw: bytes, number: int) -> str:
+    """One line (or a whole small file) decoded as UTF-8; a BOM at the start of a file is dropped."""
+    try:
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        raise HarnessError(f"{path.name} line {number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
+                           f"{err.start + 1}): save the file as UTF-8") from None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file, decoded line by line so an error names its line."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            yield number, _text(path, raw, number)
+
+
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     if not path.is_file():
         raise HarnessError(f"{path} not found: a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise HarnessError(f"{path.name} line {number}: invalid JSON ({err.msg}): fix or remove the line") from None
-            if not isinstance(row, dict):
-                raise HarnessError(f"{path.name} line {number}: expected a JSON object: fix or remove the line")
-            yield number, row
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise HarnessError(f"{path.name} line {number}: invalid JSON ({err.msg}): fix or remove the line") from None
+        if not isinstance(row, dict):
+            raise HarnessError(f"{path.name} line {number}: expected a JSON object: fix or remove the line")
+        yield number, row
 
 
 def _field(path: Path, number: int, row: dict, key: str) -> str:
@@ -83,16 +98,15 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
         splits = sorted(p.stem for p in path.parent.glob("*.tsv"))
         raise HarnessError(f"{path} not found: choose a split with beir:DIR:SPLIT (available: {', '.join(splits) or 'none'})")
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            cols = line.rstrip("\n").split("\t")
-            if number == 1 and not cols[-1].strip().lstrip("-").isdigit():
-                continue  # header line (query-id, corpus-id, score)
-            if not line.strip():
-                continue
-            if len(cols) != 3 or not cols[2].strip().lstrip("-").isdigit():
-                raise HarnessError(f"qrels/{path.name} line {number}: expected 'query-id<TAB>corpus-id<TAB>integer score'")
-            qrels.setdefault(cols[0], {})[cols[1]] = int(cols[2])
+    for number, line in _lines(path):
+        cols = line.rstrip("\r\n").split("\t")
+        if number == 1 and not cols[-1].strip().lstrip("-").isdigit():
+            continue  # header line (query-id, corpus-id, score)
+        if not line.strip():
+            continue
+        if len(cols) != 3 or not cols[2].strip().lstrip("-").isdigit():
+            raise HarnessError(f"qrels/{path.name} line {number}: expected 'query-id<TAB>corpus-id<TAB>integer score'")
+        qrels.setdefault(cols[0], {})[cols[1]] = int(cols[2])
     return qrels
 
 
@@ -106,6 +120,10 @@ def load_beir(directory: Path | str, split: str = "test", lang: str | None = Non
     queries = read_texts(directory / "queries.jsonl", with_title=False)
     qrels_path = directory / "qrels" / f"{split}.tsv"
     qrels = read_qrels(qrels_path)
+    for name, rows, what in (("corpus.jsonl", corpus, "documents"), ("queries.jsonl", queries, "queries"),
+                             (f"qrels/{split}.tsv", qrels, "judgements")):
+        if not rows:  # before the id check below, whose message would mislead
+            raise HarnessError(f"{directory / name} holds no {what}: fill it, or point beir: at another folder")
     qrels = _drop_dangling(qrels_path, qrels, queries, corpus)
     queries = {q: t for q, t in queries.items() if q in qrels}  # BEIR evaluates judged queries only
     return Collection(name=f"beir:{directory.name}:{split}", lang=lang, corpus=corpus, queries=queries,
