@@ -196,6 +196,18 @@ def _sweep_once(directory: Path) -> None:
         sweep_stale(directory)
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the umask can only be read by setting it
+    os.umask(mask)
+    return mask
+
+
+# mkstemp / mkdtemp create owner-only entries; a finished file or folder gets the mode open() / mkdir()
+# would give it (0o666 / 0o777 less the umask), so a group can read shared records and caches.
+_UMASK = _read_umask()
+FILE_MODE, DIR_MODE = 0o666 & ~_UMASK, 0o777 & ~_UMASK
+
+
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
@@ -203,6 +215,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_once(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=owned_prefix(path.name), suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -229,7 +242,7 @@ def atomic_dir(path: Path | str, *, keep: Callable[[Path], bool] | None = None,
     _sweep_once(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=owned_prefix(path.name), suffix=".tmp", dir=path.parent))
     try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; a cache folder is read by others
+        os.chmod(tmp, DIR_MODE)  # mkdtemp makes it owner-only; a cache folder is read by others
         yield tmp
         if sealed:
             seal(tmp)
