@@ -6,15 +6,22 @@ ranx re-sorts a run by score and breaks ties its own way; we hand it rank-derive
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.util import atomic_path, cache_dir, write_json_atomic
+from harness.util import HarnessError, atomic_path, cache_dir, write_json_atomic
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10")
+# ranx's metric names (ranx.metrics.metric_switch); a name takes a cutoff @K and a relevance level -lN
+RANX_METRICS = ("ndcg", "recall", "mrr", "precision", "map", "hits", "hit_rate", "f1", "r-precision", "dcg",
+                "dcg_burges", "ndcg_burges", "bpref", "rbp")
+_METRIC = re.compile(r"(?P<name>[a-z_-]+?)(?P<cut>@[1-9][0-9]*|\.[0-9]+)?(?P<level>-l[0-9]+)?")
 
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]
@@ -37,12 +44,41 @@ class EvalResult:
         return out
 
 
+def check_metrics(metrics: Any, where: str = "eval.metrics") -> tuple[str, ...]:
+    """``metrics`` if every name is one ranx computes (``ndcg@10``, ``recall@100``, ``mrr``, ``rbp.95``);
+    else a HarnessError naming the first bad one, with "did you mean"."""
+    if not isinstance(metrics, (list, tuple)) or not metrics:
+        raise HarnessError(f"{where} must be a non-empty list of metric names, e.g. [ndcg@10, recall@100]; "
+                           f"got {metrics!r}")
+    for metric in metrics:
+        problem = metric_problem(metric)
+        if problem:
+            raise HarnessError(f"{where}: {metric!r} {problem}")
+    return tuple(metrics)
+
+
+def metric_problem(metric: Any) -> str | None:
+    """Why ``metric`` is not a ranx metric name ("is not ...", with "did you mean"), or None."""
+    match = _METRIC.fullmatch(metric) if isinstance(metric, str) else None
+    if match is not None and match["name"] in RANX_METRICS:
+        return None
+    name, sep, rest = str(metric).partition("@")
+    if name in RANX_METRICS:
+        return f"has a bad cutoff: write {name}@K with K >= 1 (e.g. {name}@10)"
+    close = difflib.get_close_matches(name, RANX_METRICS, n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}{sep}{rest}'?)" if close else ""
+    return f"is not a ranx metric{hint}; ranx names: {', '.join(RANX_METRICS)}, with a cutoff @K (e.g. ndcg@10)"
+
+
 def evaluate(qrels: Qrels, run: Run, metrics: Iterable[str] = DEFAULT_METRICS) -> EvalResult:
     """Score ``run`` against ``qrels``; queries missing from the run count as 0."""
     metrics = tuple(dict.fromkeys(metrics))
     judged = {str(q): {str(d): int(r) for d, r in docs.items()} for q, docs in qrels.items() if docs}
     if not judged:
         raise ValueError("qrels contain no judged queries")
+    if not any(r > 0 for docs in judged.values() for r in docs.values()):
+        _warn_once("the qrels judge no document relevant (every relevance <= 0): every metric is 0; "
+                   "check the relevance column of the qrels")
     ranked = {str(q): _rank_scores(docs) for q, docs in run.items() if str(q) in judged and docs}
     per_query = _ranx_per_query(judged, ranked, metrics)
     mean = {m: float(sum(scores.values()) / len(scores)) for m, scores in per_query.items()}
@@ -55,6 +91,16 @@ def evaluate(qrels: Qrels, run: Run, metrics: Iterable[str] = DEFAULT_METRICS) -
         missing_in_qrels=len(run_ids - judged.keys()),
         metrics=metrics,
     )
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """A warning on stderr, once per process (evaluate runs at every curve point)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def _rank_scores(docs: dict[str, float]) -> dict[str, float]:

@@ -37,11 +37,14 @@ def plan_runs(profile: str, overrides: tuple[str, ...] | list[str], *, method: s
     return runs
 
 
-def preflight(runs: list[dict[str, Any]]) -> None:
-    """Fail fast, before any heavy work, listing every missing model, tokenizer and data set at once."""
+def preflight(runs: list[dict[str, Any]], runs_dir: str | Path | None = None) -> None:
+    """Fail fast, before any heavy work: values only a later stage could judge (metric names), an
+    unwritable ``runs_dir``, every missing model, tokenizer and data set at once, then local inputs
+    that exist but cannot be read (model directories, beir: folders)."""
     from harness.assets import missing_assets
     from harness.data.paper import missing_data
 
+    check_run_values(runs, runs_dir)
     for device in sorted({r["device"] for r in runs}):
         resolve_device(device)
     models = sorted({r[k] for r in runs for k in ("source_model", "bridge_model")})
@@ -50,6 +53,113 @@ def preflight(runs: list[dict[str, Any]]) -> None:
     missing = missing_assets(models, tokenizers) + [line for name in data for line in missing_data(name)]
     if missing:
         raise HarnessError(f"{len(missing)} missing (offline?): " + "; ".join(missing))
+    check_local_inputs(runs, {"source_model": True, "bridge_model": False})
+
+
+def check_run_values(runs: list[dict[str, Any]], runs_dir: str | Path | None = None) -> None:
+    """What the config schema cannot judge: metric names (ranx's), and that ``runs_dir`` takes files
+    (a run must not fail at its last step, writing the record)."""
+    from harness.evaluate import check_metrics
+
+    for metrics in dict.fromkeys(tuple(r["eval.metrics"]) for r in runs):
+        check_metrics(list(metrics))
+    if runs_dir is not None:
+        check_runs_dir(runs_dir)
+
+
+def check_runs_dir(runs_dir: str | Path) -> None:
+    """``runs_dir`` exists (or is made now) and a file can be written in it."""
+    import tempfile
+
+    from harness.util import owned_prefix
+
+    try:
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=runs_dir, prefix=owned_prefix("write-check")):
+            pass
+    except OSError as err:
+        raise HarnessError(f"runs folder {runs_dir} is not writable ({err.strerror or type(err).__name__}): "
+                           f"choose another with --runs-dir") from None
+
+
+def check_local_inputs(runs: list[dict[str, Any]], model_keys: dict[str, bool]) -> None:
+    """Local model directories (``model_keys``: config key -> must be a masked LM) and beir: folders,
+    read now: a truncated weights file or a bad corpus line fails here, not after the adaptation."""
+    for key, masked_lm in model_keys.items():
+        for ref in dict.fromkeys(r[key] for r in runs if key in r):
+            problem = local_model_problem(ref, masked_lm=masked_lm)
+            if problem:
+                raise HarnessError(f"{key} {ref}: {problem}")
+    for name in dict.fromkeys(r[k] for r in runs for k in DATASET_KEYS if k in r):
+        if name.startswith("beir:"):
+            load_collection(name)  # its errors name the file and line
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def _first_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(1)
+
+
+def local_model_problem(ref: str, *, masked_lm: bool) -> str | None:
+    """Why the local model directory ``ref`` would not load (not a model, not a masked LM, no or
+    truncated weights), found without loading the weights; None for one that looks whole, and for
+    pocket: and hub references (checked where they are built or fetched)."""
+    path = Path(ref).expanduser()
+    if ref.startswith("pocket:") or not path.is_dir():
+        return None
+    model_dir = path
+    if masked_lm and (path / "modules.json").is_file():  # a SparseEncoder directory: its MLM module's folder
+        from harness.encoder import _read_sparse_encoder_dir
+
+        try:
+            model_dir, _ = _read_sparse_encoder_dir(path)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            return f"modules.json is not a SparseEncoder's ({type(err).__name__}): save the model again"
+    return _config_problem(model_dir, masked_lm) or _weights_problem(model_dir) or _tokenizer_problem(model_dir)
+
+
+def _tokenizer_problem(model_dir: Path) -> str | None:
+    from harness.assets import missing_assets
+
+    lines = missing_assets([], [str(model_dir)])  # the tokenizer is loaded from the model's folder
+    return lines[0] if lines else None
+
+
+def _config_problem(model_dir: Path, masked_lm: bool) -> str | None:
+    from transformers import MODEL_FOR_MASKED_LM_MAPPING, AutoConfig
+
+    if not (model_dir / "config.json").is_file():
+        return f"{model_dir} has no config.json: not a Hugging Face model directory"
+    try:
+        config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    except Exception as err:  # transformers raises ValueError, OSError, KeyError, JSON errors...
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        return f"config.json is not a model configuration ({type(err).__name__}: {first})"
+    if masked_lm and type(config) not in MODEL_FOR_MASKED_LM_MAPPING:
+        return f"a '{config.model_type}' model has no masked-LM head: a sparse encoder is a masked LM (e.g. BERT)"
+    return None
+
+
+def _weights_problem(model_dir: Path) -> str | None:
+    import zipfile
+
+    from harness.pocket_models import model_dir_problem
+
+    weights = [model_dir / name for name in WEIGHT_FILES if (model_dir / name).is_file()]
+    if not weights:
+        return f"no weights in {model_dir} (model.safetensors or pytorch_model.bin): save the model again"
+    problem = model_dir_problem(model_dir)  # every JSON parses, each safetensors file as long as its header says
+    if problem:
+        return f"{problem}: the file is damaged or truncated; copy or save it again"
+    for path in weights:  # torch's zip format ends with its directory; an old pickle (0x80 ...) has none to check
+        if path.suffix == ".bin" and not zipfile.is_zipfile(path) and _first_byte(path) != b"\x80":
+            return (f"{path.name} is neither a torch zip archive nor a pickle: damaged or truncated; "
+                    f"copy or save it again")
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,9 +401,11 @@ def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tup
     folder = RunDir.for_config(runs_dir, run)
     if not force and (done := folder.recorded()) is not None:
         return reported(folder, done, f"{model_ref} on {dataset}: already recorded", echo)
+    check_run_values([run], runs_dir)  # the preflight of an evaluation: no bridge model, no method
+    require_assets([model_ref])
+    check_local_inputs([run], {"source_model": True})
     timing: dict[str, float] = {}
     with stage(timing, "assets"):
-        require_assets([model_ref])
         encoder = SpladeEncoder.from_pretrained(resolve_model(model_ref), device=resolve_device(run["device"]),
                                                 query_max_length=run["encode.query_max_length"],
                                                 doc_max_length=run["encode.doc_max_length"],

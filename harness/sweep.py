@@ -201,7 +201,8 @@ def run_cells(cells: list[Cell], *, runs_dir: str, workers: int = 1, echo: Echo 
 
 
 def _preflight(runs: list[dict[str, Any]]) -> None:
-    """Missing models or data fail the whole sweep at once (one line listing them), not cell by cell."""
+    """Missing models or data, bad metric names or unreadable local inputs fail the whole sweep at once
+    (one line), not cell by cell. (The CLI checks the runs folder before planning.)"""
     from harness.pipeline import preflight
 
     if runs:
