@@ -5,7 +5,7 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import click
 
@@ -13,10 +13,12 @@ from harness.util import HarnessError, exit_on_sigterm
 
 RUNS_DIR = "runs"
 JSON_HELP = "print the record(s) as JSON on stdout (progress goes to stderr)"
+SEEDS = click.IntRange(0, 2**32 - 1)  # config.SEED: the seeds numpy's legacy seeding and the methods accept
+COUNT = click.IntRange(min=1)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn expected failures into one 'error: ...' line and exit code 2."""
+    """Turn expected failures into one 'error: ...' line and exit code 2; Ctrl-C exits 130, as shells expect."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -27,6 +29,9 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (HarnessError, UnknownNameError) as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:  # click would print "Aborted!" and exit 1
+            click.echo("interrupted", err=True)
+            sys.exit(130)
 
     return wrapper
 
@@ -118,7 +123,7 @@ def methods_cmd() -> None:
             rows.append({"method": entry.name, "origin": entry.origin, "description": f"(fails to load: {err})",
                          "deterministic": "?", "resources": "?", "citation": "-", "parameters": "-"})
             continue
-        params = ", ".join(f"{p.name}={p.default!r}" for p in spec.params) or "-"
+        params = ", ".join(p.describe() for p in spec.params) or "-"
         rows.append({"method": entry.name, "origin": entry.origin, "description": spec.description,
                      "deterministic": declared(spec.deterministic), "resources": declared(spec.resources),
                      "citation": spec.citation or "-", "parameters": params})
@@ -135,7 +140,7 @@ def methods_cmd() -> None:
 @click.option("--lang", required=True, help="target language code, e.g. ko")
 @click.option("--profile", default="pocket", show_default=True, help="profile name or YAML path")
 @click.option("--setting", type=click.Choice(["zero-shot", "fine-tuned", "both"]), default="both", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEEDS, default=0, show_default=True)
 @click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a config key (repeatable); method.PARAM=VALUE sets a method parameter")
@@ -151,7 +156,7 @@ def run_cmd(method_name: str, lang: str, profile: str, setting: str, seed: int, 
 
     settings = ["zero-shot", "fine-tuned"] if setting == "both" else [setting]
     runs = plan_runs(profile, overrides, method=method_name, lang=lang, seed=seed, settings=settings)
-    preflight(runs)
+    preflight(runs, runs_dir)
     echo = progress_echo(as_json)
     records = [execute(run, runs_dir=runs_dir, force=force, echo=echo, save_model=not no_save_model) for run in runs]
     records = [r for r in records if r]  # a rank other than 0 under torchrun returns {} and prints nothing
@@ -169,11 +174,19 @@ def config_cmd(profile: str, overrides: tuple[str, ...], keys: bool) -> None:
     from harness.config import SCHEMA, load_config
 
     if keys:
-        echo_table([{"key": k, "type": getattr(s.type, "__name__", str(s.type)), "default": repr(s.default),
-                     "meaning": s.help} for k, s in SCHEMA.items()])
+        echo_table([{"key": k, "type": key_type(s), "default": repr(s.default), "meaning": s.help}
+                    for k, s in SCHEMA.items()])
         return
     config = load_config(profile, overrides)
     echo_table([{"key": k, "value": repr(v)} for k, v in config.items()])
+
+
+def key_type(spec: Any) -> str:
+    """A config key's type with its range: ``int >= 1``, ``list (each >= 0 and <= 4294967295)``."""
+    name = getattr(spec.type, "__name__", str(spec.type))
+    if spec.range is None:
+        return name
+    return f"{name} (each {spec.range})" if spec.type is list else f"{name} {spec.range}"
 
 
 @main.command("eval")
@@ -254,10 +267,13 @@ def tokenizer_group() -> None:
 def tokenizer_train(lang: str, profile: str, overrides: tuple[str, ...], vocab_size: int | None,
                     min_frequency: int | None) -> None:
     """Train (or reuse) the language's target tokenizer by tokenizer.recipe; prints its directory."""
-    from harness.config import load_config, per_language
+    from harness.config import check_value, load_config, per_language
     from harness.target_tokenizer import check_recipe, target_tokenizer
 
     config = load_config(profile, overrides)
+    for key, value in (("tokenizer.vocab_size", vocab_size), ("tokenizer.min_frequency", min_frequency)):
+        if value is not None:
+            check_value(key, value)  # the options are those keys, with their ranges
     recipe = check_recipe(per_language(config["tokenizer.recipe"], lang))
     tokenizer, path = target_tokenizer(
         "auto", lang, recipe=recipe, training_text=config["training_text"],
@@ -282,7 +298,7 @@ def tokenizer_recipes() -> None:
 @click.option("--token", "tokens", required=True, multiple=True, help="target token (repeatable)")
 @click.option("--profile", default="pocket", show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
-@click.option("--top", type=int, default=10, show_default=True, help="source tokens shown per target token")
+@click.option("--top", type=COUNT, default=10, show_default=True, help="source tokens shown per target token")
 @user_errors
 def inspect_cmd(method_name: str, lang: str, tokens: tuple[str, ...], profile: str, overrides: tuple[str, ...],
                 top: int) -> None:
@@ -301,17 +317,32 @@ def check_method_cmd(name: str, overrides: tuple[str, ...]) -> None:
     """Run method NAME on tiny built-in fixtures (offline, seconds) and validate its plan."""
     from harness.checks import check_method
     from harness.config import parse_override
+    from harness.method_specs import MethodLoadError, get_method
 
+    params = dict(parse_override(o) for o in overrides)
     try:
-        problems, diagnostics = check_method(name, dict(parse_override(o) for o in overrides))
-    except ValueError as err:
+        spec = get_method(name)
+    except MethodLoadError as err:  # a broken plugin is a failed check, not a traceback
+        fail_checks([str(err)])
+    try:
+        spec.resolve_params(params)
+    except ValueError as err:  # a bad --set is a usage error
         raise HarnessError(str(err)) from None
+    try:
+        problems, diagnostics = check_method(name, params)
+    except Exception as err:  # the method itself failed on the fixtures: that is what this command reports
+        fail_checks([f"'{name}' raised {type(err).__name__} on the fixtures: {err}"])
     echo_table([{"check": k, "value": v} for k, v in diagnostics.items()])
     if problems:
-        for problem in problems:
-            click.echo(f"FAIL: {problem}", err=True)
-        sys.exit(1)
+        fail_checks(problems)
     click.echo(f"ok: '{name}' returns a valid plan")
+
+
+def fail_checks(problems: list[str]) -> NoReturn:
+    """One FAIL line per problem on stderr, then exit code 1 (a failed check)."""
+    for problem in problems:
+        click.echo(f"FAIL: {problem}", err=True)
+    sys.exit(1)
 
 
 @main.command("objectives")
@@ -327,7 +358,7 @@ def objectives_cmd() -> None:
 @click.argument("config")
 @click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
-@click.option("--workers", type=int, default=1, show_default=True, help="parallel worker processes")
+@click.option("--workers", type=COUNT, default=1, show_default=True, help="parallel worker processes")
 @click.option("--fail-fast", is_flag=True, help="stop at the first failed cell")
 @click.option("--no-save-model", "no_save_model", is_flag=True,
               help="keep no adapted models (model/ in each run folder); run ids are the same either way")
@@ -335,8 +366,10 @@ def objectives_cmd() -> None:
 def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: int, fail_fast: bool,
               no_save_model: bool) -> None:
     """Run the grid methods x languages x seeds x settings of CONFIG (a profile or YAML path)."""
+    from harness.pipeline import check_runs_dir
     from harness.sweep import sweep
 
+    check_runs_dir(runs_dir)  # before planning: failed plans are recorded there at once
     summary = sweep(config, runs_dir=runs_dir, overrides=overrides, workers=workers, echo=progress_echo(),
                     fail_fast=fail_fast, save_model=not no_save_model)
     click.echo(summary.line())
@@ -350,7 +383,7 @@ def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: i
 @click.option("--out", "out_dir", default="leaderboards", show_default=True, type=click.Path(file_okay=False))
 @click.option("--name", default=None, help="report file stem (default: <profile>-tuning)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
-@click.option("--workers", type=int, default=1, show_default=True, help="parallel worker processes")
+@click.option("--workers", type=COUNT, default=1, show_default=True, help="parallel worker processes")
 @user_errors
 def tune_cmd(config: str, runs_dir: str, out_dir: str, name: str | None, overrides: tuple[str, ...],
              workers: int) -> None:
@@ -360,9 +393,11 @@ def tune_cmd(config: str, runs_dir: str, out_dir: str, name: str | None, overrid
     from pathlib import Path
 
     from harness.device import device_name
+    from harness.pipeline import check_runs_dir
     from harness.runs import git_commit
     from harness.tune import tune
 
+    check_runs_dir(runs_dir)
     header = {"command": shlex.join(["harness", *sys.argv[1:]]), "commit": git_commit(), "machine": device_name()}
     tune(config, runs_dir=runs_dir, out_dir=out_dir, name=name or f"{Path(config).stem}-tuning", overrides=overrides,
          workers=workers, header=header, echo=click.echo)
@@ -383,9 +418,12 @@ def tune_cmd(config: str, runs_dir: str, out_dir: str, name: str | None, overrid
               help="control language: shown last, left out of the averages (repeat; '' for none)")
 @click.option("--json", "as_json", is_flag=True,
               help="print the files written and every table cell (the CSV's rows) as JSON on stdout")
+@click.option("--strict", is_flag=True, help="fail (exit 2, nothing written) when a record is unreadable, "
+              "instead of leaving it out with a warning")
 @user_errors
 def leaderboard_cmd(runs_dir: str, out_dir: str, name: str, profile: str | None, metric: str, baseline: str,
-                    test: str, correction: str, controls: tuple[str, ...], grid: str | None, as_json: bool) -> None:
+                    test: str, correction: str, controls: tuple[str, ...], grid: str | None, as_json: bool,
+                    strict: bool) -> None:
     """Leaderboards (markdown, LaTeX, CSV, plots) from the run records in --runs."""
     import shlex
 
@@ -394,9 +432,12 @@ def leaderboard_cmd(runs_dir: str, out_dir: str, name: str, profile: str | None,
     from harness.runs import git_commit
 
     header = {"command": shlex.join(["harness", *sys.argv[1:]]), "commit": git_commit(), "machine": device_name()}
+    named = click.get_current_context().get_parameter_source("baseline") is not click.core.ParameterSource.DEFAULT
     paths = build_leaderboard(runs_dir, out_dir, name=name, metric=metric, baseline=baseline, test=test,
                               correction=correction, header=header, profile=profile,
-                              controls=[c for c in controls if c], grid=grid_cells(grid, runs_dir) if grid else None)
+                              controls=[c for c in controls if c], grid=grid_cells(grid, runs_dir) if grid else None,
+                              warn=lambda message: click.echo(f"warning: {message}", err=True), strict=strict,
+                              require_baseline=named)
     if as_json:
         import json
 
@@ -442,7 +483,11 @@ def grid_cells(config: str, runs_dir: str) -> Any:
 def reference_cmd(system: str, dataset: str, profile: str, overrides: tuple[str, ...], runs_dir: str,
                   force: bool, as_json: bool) -> None:
     """Evaluate a reference system (BM25, the dense bridge model) on a collection, as a run record."""
+    from harness.config import load_config
+    from harness.pipeline import check_run_values
     from harness.references import evaluate_reference
+
+    check_run_values([load_config(profile, overrides)], runs_dir)
 
     record = evaluate_reference(system, dataset, profile=profile, overrides=overrides, runs_dir=runs_dir,
                                 force=force, echo=progress_echo(as_json))
@@ -460,10 +505,11 @@ def export_cmd(run: str, directory: str, runs_dir: str, force: bool) -> None:
     """Copy the saved model of RUN (a run folder or a run id) to DIRECTORY, a SparseEncoder directory."""
     import shutil
 
-    from harness.util import atomic_dir, read_json
+    from harness.runs import RunDir
+    from harness.util import atomic_dir
 
     folder = run_folder(run, runs_dir)
-    record = read_json(folder / "result.json")
+    record = RunDir(folder).result()
     model = record.get("files", {}).get("model")
     if not model or not (folder / model / "modules.json").is_file():
         raise HarnessError(f"run {folder.name} has no saved model: re-run it with --force and without "

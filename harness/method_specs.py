@@ -14,6 +14,10 @@ from harness.registry import methods as method_registry
 from harness.util import HarnessError
 
 
+class MethodLoadError(HarnessError):
+    """A registered method that cannot be loaded or called: a plugin's import fails, or it names no function."""
+
+
 @dataclass
 class MethodSpec:
     """A registered initialization method: the function, its typed parameters and its metadata
@@ -38,7 +42,12 @@ class MethodSpec:
         return {k: v for k, v in resolved.items() if not (k in self.omit_when_default and v == defaults[k])}
 
     def __call__(self, ctx: Any, **params: Any) -> Any:
+        from harness.api import TransferPlan
+
         plan = self.fn(ctx, **self.resolve_params(params))
+        if not isinstance(plan, TransferPlan):
+            raise HarnessError(f"method '{self.name}' returned {type(plan).__name__}, not a TransferPlan: "
+                               f"fix the method (`harness check-method {self.name}`)")
         plan.info.setdefault("method", self.name)
         if self.deterministic is not None:  # a plan may have said it for this run already
             plan.info.setdefault("deterministic", self.deterministic)
@@ -61,7 +70,12 @@ def method_spec(name: str, fn: Callable[..., Any]) -> MethodSpec:
 def get_method(name: str) -> MethodSpec:
     """The spec of a registered method (unknown names fail with "did you mean")."""
     entry = method_registry.entry(name)
-    obj = entry.load()
+    try:
+        obj = entry.load()
+    except Exception as err:  # a plugin's module that fails to import: its error, in one line
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise MethodLoadError(f"method '{name}' ({entry.origin}) fails to load: {type(err).__name__}: {first}: "
+                              f"fix or uninstall it") from None
     if isinstance(obj, MethodSpec):
         return obj
     if callable(obj):  # a decorated function, or a plugin entry point naming one
@@ -70,10 +84,10 @@ def get_method(name: str) -> MethodSpec:
         return spec
     if getattr(obj, "__name__", "").startswith("methods."):  # a built-in module registering another name
         found = sorted(e.name for e in method_registry if getattr(e.target, "__module__", None) == obj.__name__)
-        raise HarnessError(f"built-in method file {obj.__name__.replace('.', '/')}.py registers "
+        raise MethodLoadError(f"built-in method file {obj.__name__.replace('.', '/')}.py registers "
                            f"{', '.join(repr(n) for n in found) or 'no method'}, not '{name}': a built-in method's "
                            f"file name must be its registered name ('-' written as '_')")
-    raise HarnessError(f"method '{name}' is registered as {obj!r}, not a function")
+    raise MethodLoadError(f"method '{name}' is registered as {obj!r}, not a function")
 
 
 def provided_resources(resources: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:

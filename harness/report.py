@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from harness.evaluate import DEFAULT_METRICS
 from harness.tables import (FRACTIONS, MARK, SETTING_ORDER, WORSE_MARK, Cell, Column, Entry, Records, Table,
@@ -445,8 +445,14 @@ def build_leaderboard(runs_dir: Path | str, out_dir: Path | str, name: str = "po
                       metrics: Sequence[str] = DEFAULT_METRICS, baseline: str = "random", test: str = "randomization",
                       correction: str = "holm", header: dict[str, Any] | None = None, *,
                       profile: str | None = None, n_resamples: int = 10000, seed: int = 0,
-                      controls: Sequence[str] = ("en",), grid: GridCells | None = None) -> list[Path]:
-    """Write ``<name>.md``, ``<name>.tex``, ``<name>.csv`` and PNG plots into ``out_dir``; return the paths."""
+                      controls: Sequence[str] = ("en",), grid: GridCells | None = None,
+                      warn: Callable[[str], None] | None = None, strict: bool = False,
+                      require_baseline: bool = False) -> list[Path]:
+    """Write ``<name>.md``, ``<name>.tex``, ``<name>.csv`` and PNG plots into ``out_dir``; return the paths.
+
+    Unreadable records are left out, each with a ``warn`` line (default: stderr); ``strict`` makes them
+    an error instead. A ``metric`` no record holds is an error; a ``baseline`` method without records
+    is a warning (no significance tests), or an error with ``require_baseline`` (named by the user)."""
     from harness.stats import CORRECTIONS, TESTS
     from harness.util import HarnessError
 
@@ -457,6 +463,13 @@ def build_leaderboard(runs_dir: Path | str, out_dir: Path | str, name: str = "po
     records = load_records(runs_dir, profile)
     if not records.entries and not records.failed:
         raise HarnessError(f"no run records under {runs_dir}: run `harness sweep` or `harness run` first")
+    warn = warn or _warn_stderr
+    for problem in records.problems:
+        warn(f"{problem}: left out of the leaderboard")
+    if strict and records.problems:
+        raise HarnessError(f"{len(records.problems)} unreadable record(s) under {runs_dir} (--strict): "
+                           f"repair or delete them, or leave out --strict")
+    check_options(records.entries, metric, baseline, require_baseline, warn)
     assign_labels(records.entries)
     tables, notes = [], []
     for m in _ordered_metrics(metric, metrics):
@@ -474,6 +487,39 @@ def build_leaderboard(runs_dir: Path | str, out_dir: Path | str, name: str = "po
     write_text_atomic(paths[1], latex(tables, header, test, correction))
     write_text_atomic(paths[2], csv_text(tables))
     return paths + plots
+
+
+def check_options(entries: list[Entry], metric: str, baseline: str, require_baseline: bool,
+                  warn: Callable[[str], None]) -> None:
+    """The main metric and the baseline method must be in the records (with "did you mean")."""
+    from harness.util import HarnessError
+
+    if not entries:
+        return
+    recorded = sorted({m for e in entries for m in e.per_query})
+    if metric not in recorded:
+        raise HarnessError(f"metric '{metric}' is in no record{_did_you_mean(metric, recorded)}; recorded metrics: "
+                           f"{', '.join(recorded)} (--metric)")
+    methods = sorted({e.record["method"] for e in entries})
+    if baseline not in methods:
+        message = (f"baseline method '{baseline}' has no records{_did_you_mean(baseline, methods)}; "
+                   f"methods: {', '.join(methods)}")
+        if require_baseline:
+            raise HarnessError(f"{message} (--baseline)")
+        warn(f"{message}: no significance tests (pass --baseline METHOD)")
+
+
+def _did_you_mean(name: str, names: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _warn_stderr(message: str) -> None:
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def _ordered_metrics(metric: str, metrics: Iterable[str]) -> list[str]:

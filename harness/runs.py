@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.device import device_name
-from harness.util import content_hash, read_json, write_json_atomic, write_text_atomic
+from harness.util import HarnessError, content_hash, read_json, write_json_atomic, write_text_atomic
 
 SCHEMA_VERSION = 1
 RESULT = "result.json"
@@ -112,13 +112,25 @@ class RunDir:
         return self.result_path.exists()
 
     def result(self) -> dict[str, Any]:
-        return read_json(self.result_path)
+        """The record in ``result.json``; HarnessError when the file is not one (damaged, edited)."""
+        try:
+            record = read_json(self.result_path)
+        except ValueError as err:  # not JSON, not UTF-8
+            raise HarnessError(f"{self.result_path} is not a run record ({type(err).__name__})") from None
+        if not isinstance(record, dict):
+            raise HarnessError(f"{self.result_path} is not a run record (a JSON {type(record).__name__})")
+        return record
 
     def recorded(self) -> dict[str, Any] | None:
-        """The skip rule of every runner: the ok record of this run, or None (none yet, or a failed one to retry)."""
+        """The skip rule of every runner: the ok record of this run, or None (none yet, a failed one to retry,
+        or a damaged one, which is run again like a failed one)."""
         if not self.done():
             return None
-        record = self.result()
+        try:
+            record = self.result()
+        except HarnessError as err:
+            print(f"warning: {err}: running it again", file=sys.stderr, flush=True)
+            return None
         return record if record.get("status", "ok") == "ok" else None
 
     def write_json(self, name: str, obj: Any) -> Path:

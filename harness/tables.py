@@ -73,6 +73,8 @@ def load_records(runs_dir: Path | str, profile: str | None = None) -> Records:
     for path in sorted(Path(runs_dir).glob(f"*/{RESULT}")):
         try:
             record = read_json(path)
+            if not isinstance(record, dict):
+                raise TypeError(f"result.json holds a JSON {type(record).__name__}, not a record")
             if profile and record.get("profile") != profile:
                 continue
             if record.get("status", "ok") != "ok":
