@@ -97,11 +97,16 @@ def test_fail_fast_stops_at_first_failure(profile, fake_execute, tmp_path):
 
 
 def test_parallel_workers_record_real_failures(profile, tmp_path):
-    """Spawned workers run the real pipeline.execute; a corrupt source model fails every cell."""
+    """Spawned workers run the real pipeline.execute; a source model whose weights do not fit its config
+    (whole files, so preflight passes it) fails every cell."""
+    import json
+
+    from tests.test_bad_input import tiny_model
+
     runs_dir = str(tmp_path / "runs")
-    broken = tmp_path / "broken-model"
-    broken.mkdir()
-    (broken / "config.json").write_text("{not json")
+    broken = tiny_model(tmp_path / "broken-model")
+    config = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**config, "hidden_size": 16, "intermediate_size": 32}))
     overrides = ["methods=[random]", "languages=[ko]", f"source_model={broken}"]
     summary = sweep(profile, runs_dir=runs_dir, overrides=overrides, workers=2, echo=lambda _: None)
     assert summary.total == 2 and len(summary.failed) == 2
