@@ -9,7 +9,9 @@ PY=${PYTHON:-python}
 if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install torch==2.13.0
 fi
-"$PY" -m pip install -e ".[test,segmenters]"
+"$PY" -m pip install -e ".[test,segmenters,lucene]"
+# Pyserini for its Anserini jar only (Lucene BM25): without its dependencies, which would pull torch and friends
+"$PY" -m pip install --no-deps "pyserini>=1.6,<1.7"
 "$PY" -m pip install --no-deps -r requirements-assets.txt
 
 # Debian packages are only downloaded and unpacked into the harness cache, never installed
