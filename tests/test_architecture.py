@@ -22,7 +22,7 @@ LAYERS = [
     ["harness.api", "harness.method_specs", "harness.checks", "methods", "methods.*"],        # plan
     ["harness.transplant"],                                                                   # transplant
     ["harness.encoder", "harness.splade_head", "harness.objectives.*", "harness.train"],      # train
-    ["harness.retrieval", "harness.index"],                                                   # search
+    ["harness.retrieval", "harness.index", "harness.lucene"],                                 # search
     ["harness.evaluate"],                                                                     # evaluate
     ["harness.runs", "harness.model_card"],                                                   # record
     ["harness.tables", "harness.report"],                                                     # report
