@@ -251,3 +251,12 @@ def test_objective_parameters_are_checked_in_config():
         load_config("pocket", ["train.clear_similarity=cos"])
     with pytest.raises(HarnessError, match="'train.flops_warmup' must be one of"):
         load_config("pocket", ["train.flops_warmup=cubic"])
+
+
+def test_reference_systems_on_the_command_line_are_the_references_module_s():
+    """cli.py spells the --system choices out (importing references would slow `harness --help`)."""
+    from harness.cli import reference_cmd as reference
+    from harness.references import SYSTEMS
+
+    option = next(p for p in reference.params if p.name == "system")
+    assert tuple(option.type.choices) == SYSTEMS
