@@ -24,7 +24,8 @@ DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset")  # names with 
 LEGACY_VALUES: dict[str, Any] = {"train.eval_dataset": None, "train.schedule": None, "train.warmup_steps": None,
                                  "tokenizer.recipe": None, "dataset_lang": None, "training_text": "all-pages",
                                  "vocab_mode": "replace"}
-PER_LANGUAGE_KEYS = ("tokenizer.recipe",)  # may be a {lang: value} mapping in a profile, resolved per run
+# may be a {lang: value} mapping in a profile ("*": the other languages), resolved per run
+PER_LANGUAGE_KEYS = ("tokenizer.recipe", "dataset")
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models", "exclude",  # describe a sweep, not a run
              "tune.grid", "tune.methods", "tune.languages", "tune.seeds", "tune.dataset", "tune.metric")
 
@@ -67,7 +68,8 @@ BASE_SCHEMA: dict[str, Key] = {
     "training_text": Key(str, "train-pages", "text that trains target tokenizers and static vectors: train-pages "
                          "(LibreOffice help without the dev pages) or all-pages (records made before the dev "
                          "split; dev text leaks into the tokenizer)", choices=("train-pages", "all-pages")),
-    "dataset": Key(str, "gnome-help-{lang}", "test collection; {lang} is replaced by the run's language"),
+    "dataset": Key((str, dict), "gnome-help-{lang}", "test collection; {lang} is replaced by the run's language; "
+                   "or a {lang: collection} mapping with \"*\" for the other languages"),
     "train_dataset": Key(str, "libreoffice-help-{lang}", "fine-tuning pairs; {lang} is replaced"),
     "dataset_lang": Key(str, None, "language of a beir: folder for harness reference (BM25's analysis and its target "
                         "tokenizer); default: the folder's 'lang' file, else 'und' (harness run takes --lang)", True),
@@ -260,8 +262,9 @@ def load_config(profile: str = "pocket", overrides: list[str] | tuple[str, ...] 
 
 
 def per_language(value: Any, lang: str) -> Any:
-    """A per-language key's value for ``lang``: a {lang: value} mapping is looked up (None when unlisted)."""
-    return value.get(lang) if isinstance(value, dict) else value
+    """A per-language key's value for ``lang``: a {lang: value} mapping is looked up (unlisted: its "*"
+    entry, else None)."""
+    return value.get(lang, value.get("*")) if isinstance(value, dict) else value
 
 
 def run_value(run: dict[str, Any], key: str) -> Any:

@@ -60,3 +60,24 @@ def test_curve_collection_stays_out_of_the_run_id_unless_set():
     cheap = run_config(load_config("pocket", ["train.eval_dataset=gnome-help-{lang}"]), **args)
     assert cheap["train.eval_dataset"] == "gnome-help-ko" and run_id(cheap) != run_id(plain)
     assert "train.eval_dataset" not in run_config(load_config("paper"), **{**args, "setting": "zero-shot"})
+
+
+def test_per_language_values_with_a_default(write_profile):
+    from harness.config import load_config, run_config
+
+    profile = write_profile("profile: perlang\ndataset: {'*': gnome-help-{lang}, ar: libreoffice-ui-tips-ar}\n"
+                            "tokenizer: {recipe: {ja: wordpiece-seg}}\n", "perlang")
+    config = load_config(profile)
+
+    def run(lang):
+        return run_config(config, method="random", method_params={}, lang=lang, seed=0, setting="zero-shot")
+
+    assert run("ar")["dataset"] == "libreoffice-ui-tips-ar" and run("ko")["dataset"] == "gnome-help-ko"
+    assert run("ja")["tokenizer.recipe"] == "wordpiece-seg" and "tokenizer.recipe" not in run("ko")  # unlisted: unset
+    from harness.runs import run_id
+
+    def pocket_id(*overrides):
+        return run_id(run_config(load_config("pocket", list(overrides)), method="random", method_params={},
+                                 lang="ko", seed=0, setting="zero-shot"))
+
+    assert pocket_id() == pocket_id("dataset=gnome-help-{lang}")  # a mapping resolves to the same run id
