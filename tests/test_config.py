@@ -65,7 +65,7 @@ def test_curve_collection_stays_out_of_the_run_id_unless_set():
 def test_per_language_values_with_a_default(write_profile):
     from harness.config import load_config, run_config
 
-    profile = write_profile("profile: perlang\ndataset: {'*': gnome-help-{lang}, ar: libreoffice-ui-tips-ar}\n"
+    profile = write_profile("profile: perlang\ndataset:\n  '*': gnome-help-{lang}\n  ar: libreoffice-ui-tips-ar\n"
                             "tokenizer: {recipe: {ja: wordpiece-seg}}\n", "perlang")
     config = load_config(profile)
 
