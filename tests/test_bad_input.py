@@ -10,6 +10,7 @@ to a later stage fails here even when its message is unchanged.
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -295,8 +296,11 @@ def plugin_env(tmp_path_factory) -> dict[str, str]:
     ("interrupted", 130, "interrupted"),
 ])
 def test_broken_plugins_and_ctrl_c_in_a_fresh_process(method, code, fragment, plugin_env):
+    # a job started in the background (`cmd &` without job control) inherits SIGINT ignored, and Python
+    # then never raises KeyboardInterrupt: give the child the default disposition a terminal would
     out = subprocess.run([sys.executable, "-m", "harness.cli", "check-method", method], capture_output=True,
-                         text=True, env=plugin_env, timeout=300)
+                         text=True, env=plugin_env, timeout=300,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert (out.returncode, fragment in out.stderr) == (code, True), out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
 
