@@ -89,7 +89,8 @@ def tune(profile: str, *, runs_dir: str, out_dir: str, name: str, overrides: Seq
     summary = run_cells(cells, runs_dir=runs_dir, workers=workers, echo=echo)
     done = recorded_trials(trials, runs_dir)
     path = Path(out_dir) / f"{name}.md"
-    write_text_atomic(path, tuning_markdown(trials, done, config, header or {}, failed=len(summary.failed)))
+    write_text_atomic(path, tuning_markdown(trials, done, config, header or {}, failed=len(summary.failed),
+                                            runs_dir=runs_dir))
     echo(f"{path}: {pick_line(trials, done, config['tune.metric'])}")
     return path
 
@@ -167,8 +168,21 @@ def pick_line(trials: list[Trial], done: Recorded, metric: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
+def record_commits(done: Recorded, runs_dir: str | None) -> list[str]:
+    """The git commits in the trials' env.json files (12 digits, '-dirty' kept)."""
+    from harness.util import read_json
+
+    commits = set()
+    for t, _ in done:
+        env = RunDir.for_config(runs_dir or ".", t.run).path / "env.json"
+        git = str(read_json(env).get("git") or "") if env.exists() else ""
+        if git:
+            commits.add(git[:12] + ("-dirty" if git.endswith("-dirty") else ""))
+    return sorted(commits)
+
+
 def tuning_markdown(trials: list[Trial], done: Recorded, config: dict[str, Any], header: dict[str, Any],
-                    failed: int = 0) -> str:
+                    failed: int = 0, runs_dir: str | None = None) -> str:
     from tabulate import tabulate
 
     metric = config["tune.metric"]
@@ -197,6 +211,7 @@ def tuning_markdown(trials: list[Trial], done: Recorded, config: dict[str, Any],
               f"{', '.join(config['tune.languages'])} x seeds {', '.join(map(str, config['tune.seeds']))}",
               f"- trials: {len(trials)} ({len(done)} recorded, {failed} failed); "
               f"cost: {seconds / 3600:.2f} h of run time on this machine",
+              f"- records produced at commit(s): {', '.join(f'`{c}`' for c in record_commits(done, runs_dir)) or '?'}",
               f"- fairness rule: one recipe for every method, the best mean dev {metric} over all tuned methods "
               f"and languages; a curve has converged when it gains < {CONVERGED_GAIN} over its last 25% of steps",
               "", f"## Dev {metric}", "",

@@ -59,6 +59,7 @@ def test_tune_picks_one_recipe_and_resumes(profile, tmp_path, fake_execute):
     assert "| train.batch_size=8, train.lr=1e-05 " in text and "0.3100" in text  # random ko at lr 1e-5
     assert "random: gain in last 25%" in text and "+0.1000" in text  # 0.4 - 0.4 * 30/40 for the best random
     assert "cost: 0.01 h" in text and "trials: 16 (16 recorded, 0 failed)" in text
+    assert "- records produced at commit(s): " in text
     tune(profile, runs_dir=str(tmp_path / "runs"), out_dir=str(tmp_path / "lb"), name="tinytune-tuning",
          echo=lambda _: None)
     assert len(fake_execute) == 16  # recorded trials are not run again
