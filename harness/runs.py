@@ -67,6 +67,7 @@ def environment() -> dict[str, Any]:
         "git": git_commit(),
         "device": device_name(),
         "threads": torch_threads(),  # float sums (and so the last digits of scores) depend on it
+        "deterministic_algorithms": torch_deterministic(),
     }
 
 
@@ -74,6 +75,12 @@ def torch_threads() -> int | None:
     """Intra-op threads of this process's torch, when torch is already imported (no import for it)."""
     torch = sys.modules.get("torch")
     return torch.get_num_threads() if torch is not None else None
+
+
+def torch_deterministic() -> bool | None:
+    """Whether torch runs with deterministic algorithms only (``torch.use_deterministic_algorithms``)."""
+    torch = sys.modules.get("torch")
+    return bool(torch.are_deterministic_algorithms_enabled()) if torch is not None else None
 
 
 def git_commit() -> str | None:
