@@ -1,7 +1,7 @@
 """Paper-profile test collections (MIRACL, WebFAQ, Mr.TyDi), read offline from local caches.
 
-Nothing here downloads. Each dataset knows the files it needs in the caches other tools fill on a
-machine with internet, and reads them in their published on-disk formats:
+Nothing here downloads. Each dataset knows the files it needs in the
+caches other tools fill on a machine with internet, and reads them in their published on-disk formats:
 
 * ``miracl-{lang}`` (dev split as test) and ``miracl-{lang}-train`` (query -> positive passage):
   the raw MIRACL files, either in the ir_datasets home (``$IR_DATASETS_HOME/miracl/v1.0/...``,
@@ -11,25 +11,29 @@ machine with internet, and reads them in their published on-disk formats:
   qrels: TREC ``qid Q0 docid rel``; docs: JSON lines ``{"docid", "title", "text"}``.
   Falls back to mteb's parquet copy ``mteb/MIRACLRetrieval`` for the test collection.
 * ``miracl-{lang}-lite``: mteb's ``MIRACLRetrievalHardNegatives`` (250 pooled candidates per query).
-* ``webfaq-{lang}``: mteb's ``WebFAQRetrieval`` (``mteb/WebFAQRetrieval``; or
-  ``PaDaS-Lab/webfaq-retrieval``, same config names), test split.
-* ``mr-tydi-{lang}``: ir_datasets ``mr-tydi/<lang>/test``: ``$IR_DATASETS_HOME/mr-tydi/<lang>.data/``
-  (the extracted tarball) or the tarball itself in ``$IR_DATASETS_HOME/downloads/<md5>``.
-  Mr.TyDi has no Chinese or Hindi.
+* ``webfaq-{lang}``: mteb's ``WebFAQRetrieval`` (``mteb/WebFAQRetrieval``: parquet under
+  ``{iso3}-corpus/test-*``, ids in an ``id`` column); else the authors' ``PaDaS-Lab/webfaq-retrieval``
+  (same config names, JSON lines under ``{iso3}/``, ids in ``_id``), test split.
+* ``mr-tydi-{lang}``: Mr. TyDi v1.1 from the hub: ``castorini/mr-tydi`` (``mrtydi-v1.1-{language}/test.jsonl.gz``,
+  rows ``{"query_id", "query", "positive_passages": [{"docid", ...}], "negative_passages"}``) and
+  ``castorini/mr-tydi-corpus`` (``mrtydi-v1.1-{language}/corpus.jsonl.gz``, rows ``{"docid", "title", "text"}``),
+  ``{language}`` being castorini's config name (``arabic``, ``korean``, ``russian``). Mr.TyDi has no
+  Chinese or Hindi. (ir_datasets' ``mr-tydi/*`` is the older v1.0 release and is not read.)
 
 mteb-layout repositories (``{subset}-corpus`` / ``-queries`` / ``-qrels`` configs) are resolved the
 way ``datasets`` does it: the ``configs:`` block of the snapshot's README.md maps each config and
 split to data-file globs (parquet or JSON lines, optionally gzipped).
 
 ``missing_data(name)`` lists what is absent, one line per dataset with the commands that fetch it;
-``load_collection(name)`` raises a HarnessError with the same text, before reading anything.
+``load_collection(name)`` raises a HarnessError with the same text, before reading anything. Both stay
+offline. ``check_pins()`` is the one call that asks the hub: whether every pinned revision below still
+exists (one line per pin that does not, naming its data sets and the constant to update here).
 """
 from __future__ import annotations
 
 import gzip
 import json
 import os
-import tarfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,16 +43,25 @@ from harness.data.base import Collection
 from harness.util import HarnessError
 
 PAPER_LANGS = ("ar", "zh", "hi", "ko", "ru")
-ISO3 = {"ar": "ara", "zh": "zho", "hi": "hin", "ko": "kor", "ru": "rus"}  # WebFAQ subset names
-MRTYDI_DIRS = {"ar": "mrtydi-v1.0-arabic", "ko": "mrtydi-v1.0-korean", "ru": "mrtydi-v1.0-russian"}
+# WebFAQ subset names (ISO 639-3): mteb's WebFAQRetrieval configs and the authors' folders both use
+# them (a test checks them against mteb's task metadata).
+ISO3 = {"ar": "ara", "zh": "zho", "hi": "hin", "ko": "kor", "ru": "rus"}
+MRTYDI_LANGS = {"ar": "arabic", "ko": "korean", "ru": "russian"}  # castorini/mr-tydi config names
 
 # Pinned as in mteb's task metadata (mteb/tasks/retrieval/multilingual/*.py); a test checks them.
 MTEB_MIRACL = ("mteb/MIRACLRetrieval", "9c09abc13478308c27598f350e31d8f06b9b5481")
 MTEB_MIRACL_HN = ("mteb/MIRACLRetrievalHardNegatives", "d7d94fa4b946cec4a27c84653aa0cf6b33f74a3c")
 MTEB_WEBFAQ = ("mteb/WebFAQRetrieval", "f64f483ad0f31d2e78209d524c14a4a867965959")
-WEBFAQ_ORIGINAL = "PaDaS-Lab/webfaq-retrieval"
+WEBFAQ_ORIGINAL = "PaDaS-Lab/webfaq-retrieval"  # not pinned: a fallback when mteb's copy is absent
+# Mr. TyDi v1.1: castorini's commits that hold the test files (3506bca, after 1da9e10 "ir format", the
+# last change to the mrtydi-v1.1-* folders) and the corpus files (704ef7b "init", unchanged since).
+MRTYDI = ("castorini/mr-tydi", "3506bca8a88cdb49d8d35e954365ca6053e4346a")
+MRTYDI_CORPUS = ("castorini/mr-tydi-corpus", "704ef7b26167691f4cfc1f7fcdbae4155933ea62")
 MIRACL_TOPIC_REPOS = ("macavaney/miracl-noauth", "miracl/miracl")  # same paths; the second is gated
 MIRACL_CORPUS_REPO = "miracl/miracl-corpus"
+# Every pin by the name it has in this file: check_pins() names the one to update.
+PINS = {"MTEB_MIRACL": MTEB_MIRACL, "MTEB_MIRACL_HN": MTEB_MIRACL_HN, "MTEB_WEBFAQ": MTEB_WEBFAQ,
+        "MRTYDI": MRTYDI, "MRTYDI_CORPUS": MRTYDI_CORPUS}
 
 MIRACL_LICENCE = "Apache-2.0 (MIRACL topics/qrels); CC-BY-SA-3.0 (Wikipedia passages)"
 WEBFAQ_LICENCE = "CC-BY-4.0 (WebFAQ)"
@@ -83,9 +96,9 @@ def hub_snapshots(repo: str, revision: str | None = None) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def hub_file(repo: str, path: str) -> Path | None:
-    """``path`` inside any cached snapshot of ``repo`` (a dangling blob link counts as absent)."""
-    for snap in hub_snapshots(repo):
+def hub_file(repo: str, path: str, revision: str | None = None) -> Path | None:
+    """``path`` inside a cached snapshot of ``repo``, ``revision``'s first (a dangling blob link is absent)."""
+    for snap in hub_snapshots(repo, revision):
         if (snap / path).is_file():
             return snap / path
     return None
@@ -122,6 +135,16 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
                 except json.JSONDecodeError:
                     raise HarnessError(f"{path} line {number}: not JSON: the cached file is damaged, "
                                        f"delete it and fetch it again") from None
+
+
+def row_id(row: dict[str, Any], path: Path | None = None) -> str:
+    """The id of a corpus or queries row: ``_id`` (BEIR files; PaDaS-Lab/webfaq-retrieval, per its card) or
+    ``id`` (the repositories mteb 2 pushes: mteb/WebFAQRetrieval, per its card; mteb/MIRACLRetrieval*)."""
+    for key in ("_id", "id"):
+        if row.get(key) is not None:
+            return str(row[key])
+    raise HarnessError(f"{path or 'a data file'}: a row has neither '_id' nor 'id' (columns: {', '.join(row)}): "
+                       f"not a BEIR/mteb retrieval file, fetch it again or fix the source's layout")
 
 
 def read_topics(lines: Iterable[str]) -> dict[str, str]:
@@ -164,6 +187,10 @@ class Source:
 
     def load(self, spec: "PaperSpec") -> Collection:
         raise NotImplementedError
+
+    def pins(self) -> list[tuple[str, str]]:
+        """(hub repo, pinned revision) pairs this source reads (check_pins asks the hub about them)."""
+        return []
 
 
 @dataclass
@@ -340,12 +367,24 @@ def _split_files(snapshot: Path, configs: dict | None, config: str, split: str) 
 
 @dataclass
 class MtebRetrieval(Source):
-    """A retrieval task in mteb's hub layout: configs ``{subset}-corpus``/``-queries``/``-qrels``."""
+    """A retrieval task in mteb's hub layout: configs ``{subset}-corpus``/``-queries``/``-qrels``.
+
+    ``include``: where the repository keeps a subset's files, as ``hf download --include`` globs
+    (``{subset}`` filled in). mteb's push_to_hub writes ``{subset}-corpus/test-00000-of-00001.parquet``;
+    PaDaS-Lab/webfaq-retrieval keeps ``{subset}/...``.
+    """
 
     repo: str
     revision: str | None
     subset: str
     split: str
+    include: tuple[str, ...] = ("{subset}-*/*",)
+
+    def pins(self) -> list[tuple[str, str]]:
+        return [(self.repo, self.revision)] if self.revision else []
+
+    def include_patterns(self) -> list[str]:
+        return ["README.md"] + [g.format(subset=self.subset) for g in self.include]
 
     def _resolve(self) -> tuple[Path | None, dict[str, list[Path]], list[str]]:
         """(snapshot, files per kind, problems) for the best cached snapshot."""
@@ -367,9 +406,7 @@ class MtebRetrieval(Source):
         return self._resolve()[2]
 
     def fix(self) -> str:
-        rev = f" --revision {self.revision}" if self.revision else ""
-        return (f"`hf download --repo-type dataset {self.repo}{rev} --include README.md '{self.subset}-*/*' "
-                f"'*/{self.subset}-*'` and copy the hub cache to {hub_cache()}")
+        return f"`{_hf_download(self.repo, self.revision, self.include_patterns())}` and copy the hub cache to {hub_cache()}"
 
     def load(self, spec: "PaperSpec") -> Collection:
         snap, files, problems = self._resolve()
@@ -377,81 +414,78 @@ class MtebRetrieval(Source):
             raise HarnessError(f"{spec.name}: {'; '.join(problems)}: {self.fix()}")
         if self.revision and snap.name != self.revision:
             warnings.warn(f"{self.repo}: using cached revision {snap.name}, not the pinned {self.revision}")
-        corpus = {str(r.get("_id", r.get("id"))): passage(r.get("title"), r["text"]) for r in _rows(files["corpus"])}
-        queries = {str(r.get("_id", r.get("id"))): r["text"] for r in _rows(files["queries"])}
+        corpus = {row_id(r, p): passage(r.get("title"), r["text"]) for p, r in _rows(files["corpus"])}
+        queries = {row_id(r, p): r["text"] for p, r in _rows(files["queries"])}
         qrels: dict[str, dict[str, int]] = {}
-        for r in _rows(files["qrels"]):
+        for _, r in _rows(files["qrels"]):
             qrels.setdefault(str(r["query-id"]), {})[str(r["corpus-id"])] = int(r["score"])
         return _collection(spec, corpus, queries, qrels, f"{self.repo}@{snap.name[:12]} {self.subset}/{self.split}")
 
 
-def _rows(paths: list[Path]) -> Iterator[dict[str, Any]]:
+def _rows(paths: list[Path]) -> Iterator[tuple[Path, dict[str, Any]]]:
     for path in paths:
-        yield from read_rows(path)
+        for row in read_rows(path):
+            yield path, row
+
+
+def _hf_download(repo: str, revision: str | None, patterns: list[str]) -> str:
+    """The `hf download` command for ``patterns``: one ``--include`` each (the CLI takes one value per
+    flag; further words would be read as file names and the ``--include`` ignored)."""
+    rev = f" --revision {revision}" if revision else ""
+    return f"hf download --repo-type dataset {repo}{rev}" + "".join(f" --include '{g}'" for g in patterns)
 
 
 # --------------------------------------------------------------------------------------------
-# Mr.TyDi via ir_datasets
+# Mr. TyDi v1.1 (castorini's hub files)
 # --------------------------------------------------------------------------------------------
 @dataclass
-class MrTydiIrds(Source):
-    """``mr-tydi/<lang>/test``: the extracted folder ``<lang>.data/`` or the tarball in downloads/."""
+class MrTydiFiles(Source):
+    """``mrtydi-v1.1-{language}/{split}.jsonl.gz`` of castorini/mr-tydi (queries with their positive
+    passages: the judgements) and ``mrtydi-v1.1-{language}/corpus.jsonl.gz`` of castorini/mr-tydi-corpus."""
 
     lang: str
     split: str = "test"
 
     @property
-    def members(self) -> tuple[str, str, str]:
-        top = MRTYDI_DIRS[self.lang]
-        return (f"{top}/collection/docs.jsonl.gz", f"{top}/topic.{self.split}.tsv", f"{top}/qrels.{self.split}.txt")
+    def folder(self) -> str:
+        return f"mrtydi-v1.1-{MRTYDI_LANGS[self.lang]}"
 
-    def _extracted(self) -> Path:
-        return irds_home() / "mr-tydi" / f"{self.lang}.data"
+    def files(self) -> list[tuple[tuple[str, str], str]]:
+        return [(MRTYDI, f"{self.folder}/{self.split}.jsonl.gz"), (MRTYDI_CORPUS, f"{self.folder}/corpus.jsonl.gz")]
 
-    def _tarball(self) -> Path:
-        return irds_home() / "downloads" / _irds_download("mr-tydi", self.lang)["expected_md5"]
+    def pins(self) -> list[tuple[str, str]]:
+        return [pin for pin, _ in self.files()]
+
+    def _find(self, pin: tuple[str, str], path: str) -> Path | None:
+        return hub_file(pin[0], path, pin[1])
 
     def missing(self) -> list[str]:
-        if all((self._extracted() / m).is_file() for m in self.members) or self._tarball().is_file():
-            return []
-        return [f"{self._extracted() / m}" for m in self.members if not (self._extracted() / m).is_file()]
+        return [f"{pin[0]}:{path}" for pin, path in self.files() if self._find(pin, path) is None]
 
     def fix(self) -> str:
-        return (f"`for x in docs queries qrels; do ir_datasets export mr-tydi/{self.lang}/{self.split} $x >/dev/null; "
-                f"done` and copy that machine's ~/.ir_datasets/mr-tydi to {irds_home() / 'mr-tydi'} (or put "
-                f"{_irds_download('mr-tydi', self.lang)['url'].rsplit('/', 1)[1]} at {self._tarball()})")
+        cmds = " plus ".join(f"`{_hf_download(repo, rev, [path])}`" for (repo, rev), path in self.files())
+        return f"{cmds} and copy the hub cache to {hub_cache()}"
 
     def load(self, spec: "PaperSpec") -> Collection:
-        docs_m, topics_m, qrels_m = self.members
-        if all((self._extracted() / m).is_file() for m in self.members):
-            read = lambda m: (self._extracted() / m).read_bytes()  # noqa: E731
-        else:
-            read = _tar_reader(self._tarball(), self.members)
-        topics = read_topics(read(topics_m).decode("utf-8").splitlines())
-        qrels = read_trec_qrels(read(qrels_m).decode("utf-8").splitlines())
-        corpus = {}
-        for line in gzip.decompress(read(docs_m)).decode("utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                corpus[row["id"]] = passage(row.get("title"), row["contents"])
-        return _collection(spec, corpus, topics, qrels, f"Mr. TyDi v1.0 {MRTYDI_DIRS[self.lang]} {self.split}")
-
-
-def _tar_reader(path: Path, members: tuple[str, ...]) -> Callable[[str], bytes]:
-    """One pass over the tarball collecting the wanted members (tar.gz has no random access)."""
-    found: dict[str, bytes] = {}
-    with tarfile.open(path, "r:*") as tar:
-        for info in tar:
-            name = info.name.lstrip("./")
-            if name in members and info.isfile():
-                found[name] = tar.extractfile(info).read()  # type: ignore[union-attr]
-
-    def read(member: str) -> bytes:
-        if member not in found:
-            raise HarnessError(f"{path} lacks {member}: the tarball is damaged, delete it and fetch it again")
-        return found[member]
-
-    return read
+        paths = []
+        for pin, path in self.files():
+            found = self._find(pin, path)
+            if found is None:  # removed between the check and the read
+                raise HarnessError(f"{pin[0]}:{path} disappeared from the local cache: fetch it again")
+            snapshot = found.parents[len(Path(path).parts) - 1].name  # snapshots/<commit>/<path>
+            if snapshot != pin[1]:
+                warnings.warn(f"{pin[0]}: using cached revision {snapshot} for {path}, not the pinned {pin[1]}")
+            paths.append(found)
+        topics_path, corpus_path = paths
+        queries: dict[str, str] = {}
+        qrels: dict[str, dict[str, int]] = {}
+        for row in read_rows(topics_path):
+            qid = str(row["query_id"])
+            queries[qid] = row["query"]
+            for hit in row.get("positive_passages") or []:  # Mr. TyDi judges positives only
+                qrels.setdefault(qid, {})[str(hit["docid"])] = 1
+        corpus = {str(r["docid"]): passage(r.get("title"), r["text"]) for r in read_rows(corpus_path)}
+        return _collection(spec, corpus, queries, qrels, f"Mr. TyDi v1.1 {self.folder} {self.split}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -521,11 +555,12 @@ def paper_specs() -> list[PaperSpec]:
         specs.append(PaperSpec(
             f"webfaq-{lang}", lang, "test collection", f"WebFAQ retrieval {ISO3[lang]} test (mteb WebFAQRetrieval)",
             WEBFAQ_LICENCE, (MtebRetrieval(*MTEB_WEBFAQ, subset=ISO3[lang], split="test"),
-                             MtebRetrieval(WEBFAQ_ORIGINAL, None, subset=ISO3[lang], split="test"))))
-        if lang in MRTYDI_DIRS:
+                             MtebRetrieval(WEBFAQ_ORIGINAL, None, subset=ISO3[lang], split="test",
+                                           include=("{subset}/*",)))))
+        if lang in MRTYDI_LANGS:
             specs.append(PaperSpec(
-                f"mr-tydi-{lang}", lang, "test collection", f"Mr. TyDi v1.0 {lang} test (ir_datasets)",
-                MRTYDI_LICENCE, (MrTydiIrds(lang),)))
+                f"mr-tydi-{lang}", lang, "test collection", f"Mr. TyDi v1.1 {lang} test (castorini/mr-tydi)",
+                MRTYDI_LICENCE, (MrTydiFiles(lang),)))
     return specs
 
 
@@ -539,6 +574,86 @@ def missing_data(name: str) -> list[str]:
         return []  # local folders report their own problems when read
     obj = datasets.get(name)
     return obj.missing() if hasattr(obj, "missing") else []
+
+
+# --------------------------------------------------------------------------------------------
+# Do the pinned revisions still exist? (the only code here that talks to the hub)
+# --------------------------------------------------------------------------------------------
+def pinned_revisions(names: Iterable[str] | None = None) -> dict[tuple[str, str], list[str]]:
+    """(hub repo, pinned revision) -> the paper data sets that read it (all, or those in ``names``)."""
+    wanted = None if names is None else set(names)
+    pins: dict[tuple[str, str], list[str]] = {}
+    for spec in paper_specs():
+        if wanted is None or spec.name in wanted:
+            for source in spec.sources:
+                for pin in source.pins():
+                    pins.setdefault(pin, []).append(spec.name)
+    return pins
+
+
+def _current_revision_hint(repo: str) -> str:
+    if repo.startswith("mteb/"):
+        return ("mteb's task metadata pins the current one: `pip install -U mteb` and read "
+                "mteb/tasks/retrieval/multilingual/*.py")
+    return f"see https://huggingface.co/datasets/{repo}/commits/main"
+
+
+def _no_answer_errors() -> tuple[type[BaseException], ...]:
+    """What the hub client raises when the hub gives no usable answer: offline mode, DNS, refused,
+    timeout, or an HTTP error other than the not-found ones (5xx, a bad token)."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    errors: list[type[BaseException]] = [OfflineModeIsEnabled, ConnectionError, TimeoutError, HfHubHTTPError]
+    for module in ("httpx2", "httpx", "requests"):  # the HTTP client of huggingface_hub 2.x / 1.x / 0.x
+        try:
+            lib = __import__(module)
+        except ImportError:
+            continue
+        errors.append(getattr(lib, "TransportError", None) or lib.exceptions.ConnectionError)
+    return tuple(errors)
+
+
+def check_pins(names: Iterable[str] | None = None) -> list[str]:
+    """Ask the hub whether every pinned revision of the paper data sets (or of ``names``) still exists.
+
+    One metadata request (HEAD of the pin's README.md, no retries, nothing downloaded) per pin. Returns
+    [] when all are there, else one line per pin the hub says is gone (RevisionNotFound, or the repository
+    not found / gated): the hub dataset, the revision, the data sets that read it and the fix (the
+    constant to update in this file). Unpinned sources (the raw MIRACL files,
+    PaDaS-Lab/webfaq-retrieval) are not checked. When the hub gives no answer (offline,
+    HF_HUB_OFFLINE=1) the first failure ends the check: one line saying so, then ``missing_data``'s
+    lines for those data sets, as offline runs report them.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    selected = [s.name for s in paper_specs() if names is None or s.name in set(names)]
+    by_pin = {pin: name for name, pin in PINS.items()}
+    problems = []
+    for (repo, revision), users in pinned_revisions(selected).items():
+        where = f"hub dataset {repo}, read by {', '.join(users)}"
+        fix = f"update {by_pin.get((repo, revision), 'its pin')} in harness/data/paper.py"
+        try:
+            get_hf_file_metadata(hf_hub_url(repo, "README.md", repo_type="dataset", revision=revision), timeout=10)
+        except RevisionNotFoundError:
+            problems.append(f"pinned revision {revision} of {where}, no longer exists on the hub (RevisionNotFound): "
+                            f"{fix} to a current commit ({_current_revision_hint(repo)})")
+        except RepositoryNotFoundError as err:  # GatedRepoError is one too
+            problems.append(f"{where}, cannot be read at its pinned revision {revision} ({type(err).__name__}: "
+                            f"removed, renamed, private or gated): {fix} to where it lives now "
+                            f"({_current_revision_hint(repo)})")
+        except EntryNotFoundError:
+            continue  # the revision is there; it only has no README.md
+        except _no_answer_errors() as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            offline = (f"cannot reach the Hugging Face hub to check the pinned revisions ({type(err).__name__}: "
+                       f"{reason}): run check_pins() on a machine with internet")
+            return [offline] + [line for name in selected for line in missing_data(name)]
+    return problems
 
 
 def _register() -> None:
