@@ -7,7 +7,7 @@ leaderboards/pocket-tokenizers.md.
     python bench/pocket_tokenizers.py table > leaderboards/pocket-tokenizers-table.md
 
 ``run`` calls ``harness run`` (zero-shot, seed 0) for each language x recipe x method, one at a time
-under ``nice``, plus ``harness reference --system bm25`` per recipe (the lexical reference with the
+under ``nice``, plus ``harness reference --system bm25-lite`` per recipe (the lexical reference with the
 recipe's analysis). Dev: ``libreoffice-help-{lang}-dev``; test: ``gnome-help-{lang}``. Tokenizers are
 trained on the training pages only (``training_text=train-pages``). Records that exist are reused
 (the harness's skip rule). ``table`` reads the records only.
@@ -41,7 +41,7 @@ def commands(phase: str, langs: list[str], recipes: list[str], methods: list[str
             for method in methods:
                 out.append(["harness", "run", "--method", method, "--lang", lang, "--setting", "zero-shot",
                             "--set", f"dataset={dataset}", *recipe_sets(recipe), *sets, "--runs-dir", runs_dir])
-            out.append(["harness", "reference", "--system", "bm25", "--dataset", dataset, *recipe_sets(recipe), *sets,
+            out.append(["harness", "reference", "--system", "bm25-lite", "--dataset", dataset, *recipe_sets(recipe), *sets,
                         "--runs-dir", runs_dir])
     return out
 
@@ -78,7 +78,7 @@ def command_of(config: dict, runs_dir: str) -> str:
     if config.get("tokenizer.vocab_size", 30000) != 30000:
         sets += f" --set tokenizer.vocab_size={config['tokenizer.vocab_size']}"
     if config["method"] == "bm25":
-        return f"harness reference --system bm25 --dataset {config['dataset']}{sets} --runs-dir {runs_dir}"
+        return f"harness reference --system bm25-lite --dataset {config['dataset']}{sets} --runs-dir {runs_dir}"
     return (f"harness run --method {config['method']} --lang {config['lang']} --setting zero-shot "
             f"--set dataset={config['dataset']}{sets} --runs-dir {runs_dir}")
 

@@ -472,7 +472,7 @@ def grid_cells(config: str, runs_dir: str) -> Any:
 
 
 @main.command("reference")
-@click.option("--system", type=click.Choice(["bm25", "bm25-lucene", "dense-bridge"]), required=True)
+@click.option("--system", type=click.Choice(["bm25", "bm25-lite", "dense-bridge"]), required=True)
 @click.option("--dataset", required=True)
 @click.option("--profile", default="pocket", show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")

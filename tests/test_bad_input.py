@@ -201,9 +201,9 @@ CASES = [
     ("sweep-runs-dir-unwritable", ["sweep", "{root}/grid.yaml", "--runs-dir", "{root}/a-file/runs"], 2,
      "is not writable"),
     ("eval-runs-dir-unwritable", [*EVAL, "{root}/model", "--runs-dir", "{root}/a-file/runs"], 2, "is not writable"),
-    ("reference-runs-dir-unwritable", ["reference", "--system", "bm25", "--dataset", "beir:{root}/beir",
+    ("reference-runs-dir-unwritable", ["reference", "--system", "bm25-lite", "--dataset", "beir:{root}/beir",
                                        "--runs-dir", "{root}/a-file/runs"], 2, "is not writable"),
-    ("reference-metric-typo", ["reference", "--system", "bm25", "--dataset", "beir:{root}/beir", "--runs-dir",
+    ("reference-metric-typo", ["reference", "--system", "bm25-lite", "--dataset", "beir:{root}/beir", "--runs-dir",
                                "{runs}", "--set", "eval.metrics=[recal@100]"], 2, "did you mean 'recall@100'"),
     # 7. values once accepted silently
     ("workers-0", ["sweep", "{root}/grid.yaml", "--runs-dir", "{runs}", "--workers", "0"], 2,

@@ -259,9 +259,9 @@ def test_a_reference_on_an_edited_beir_folder_is_a_new_record(tmp_path):
 
     folder = _beir(tmp_path / "mine", ["d0"])
     runs_dir, messages = str(tmp_path / "runs"), []
-    first = evaluate_reference("bm25", f"beir:{folder}", runs_dir=runs_dir, echo=messages.append)
+    first = evaluate_reference("bm25-lite", f"beir:{folder}", runs_dir=runs_dir, echo=messages.append)
     _beir(folder, ["d0", "d1", "d2"])
-    second = evaluate_reference("bm25", f"beir:{folder}", runs_dir=runs_dir, echo=messages.append)
+    second = evaluate_reference("bm25-lite", f"beir:{folder}", runs_dir=runs_dir, echo=messages.append)
     assert second["run_id"] != first["run_id"] and not any("already recorded" in m for m in messages)
     assert second["metrics"]["recall@100"] == 1.0
 

@@ -250,7 +250,7 @@ def test_export_copies_the_model_and_refuses_to_overwrite(pocket_run, tmp_path):
 @pytest.mark.slow
 def test_reference_json_quiet_and_leaderboard_json(pocket_run, small_beir, tmp_path):
     _, _, runs = pocket_run
-    args = ("reference", "--system", "bm25", "--dataset", f"beir:{small_beir[0]}", "--runs-dir", str(runs))
+    args = ("reference", "--system", "bm25-lite", "--dataset", f"beir:{small_beir[0]}", "--runs-dir", str(runs))
     record = json.loads(harness(*args, "--json").stdout)
     assert record["method"] == "bm25" and record["files"]["qrels"] == "qrels.trec"
     quiet = harness("-q", *args, "--force")

@@ -77,7 +77,7 @@ def test_lucene_bm25_record_on_a_beir_folder(beir_en, tmp_path):
     from harness.references import evaluate_reference
 
     runs_dir, messages = tmp_path / "runs", []
-    record = evaluate_reference("bm25-lucene", f"beir:{beir_en}", runs_dir=str(runs_dir), echo=messages.append)
+    record = evaluate_reference("bm25", f"beir:{beir_en}", runs_dir=str(runs_dir), echo=messages.append)
     assert record["method"] == "bm25" and record["lang"] == "en"
     assert record["method_params"] == {"k1": 0.9, "b": 0.4, "analyzer": "lucene"}
     info = record["reference"]
@@ -97,10 +97,10 @@ def test_lucene_bm25_record_on_a_beir_folder(beir_en, tmp_path):
     assert record["metrics"]["ndcg@10"] == pytest.approx(1.0)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "env.json", "per_query.json", "qrels.trec",
                                                          "result.json", "run.trec"]  # the index is gone
-    again = evaluate_reference("bm25", f"beir:{beir_en}", overrides=["method.analyzer=lucene"], runs_dir=str(runs_dir),
-                               echo=messages.append)
+    again = evaluate_reference("bm25-lite", f"beir:{beir_en}", overrides=["method.analyzer=lucene"],
+                               runs_dir=str(runs_dir), echo=messages.append)
     assert again == record and "already recorded" in messages[-1]  # the same run, whichever name asked for it
-    lite = evaluate_reference("bm25", f"beir:{beir_en}", runs_dir=str(runs_dir), echo=messages.append)
+    lite = evaluate_reference("bm25-lite", f"beir:{beir_en}", runs_dir=str(runs_dir), echo=messages.append)
     assert lite["run_id"] != record["run_id"] and lite["method"] == "bm25"
     assert lite["method_params"]["analyzer"] == "auto"
 
@@ -125,8 +125,7 @@ def test_cli_json_stdout_stays_clean_with_the_jvm(beir_en, tmp_path):
         anserini_jar(), find_java()
     except LuceneUnavailable as err:
         pytest.skip(str(err))
-    out = subprocess.run([sys.executable, "-m", "harness", "reference", "--system", "bm25", "--set",
-                          "method.analyzer=lucene", "--dataset", f"beir:{beir_en}", "--runs-dir", str(tmp_path / "r"),
+    out = subprocess.run([sys.executable, "-m", "harness", "reference", "--system", "bm25", "--dataset", f"beir:{beir_en}", "--runs-dir", str(tmp_path / "r"),
                           "--json"], capture_output=True, text=True, cwd=ROOT, timeout=600,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
@@ -166,18 +165,18 @@ def test_bad_language_and_parameters_are_one_error_line():
     with pytest.raises(HarnessError, match="no parameter 'analyser' \\(did you mean 'analyzer'\\?\\)"):
         reference_run(config, "bm25", "gnome-help-ko", "ko", {"analyser": "lucene"})
     with pytest.raises(HarnessError, match="parameter 'k1' takes a float, got 'high'"):
-        reference_run(config, "bm25-lucene", "gnome-help-ko", "ko", {"k1": "high"})
+        reference_run(config, "bm25", "gnome-help-ko", "ko", {"k1": "high"})
     with pytest.raises(HarnessError, match="b in \\[0, 1\\], got k1=0.9, b=1.5"):
-        reference_run(config, "bm25-lucene", "gnome-help-ko", "ko", {"b": 1.5})
+        reference_run(config, "bm25", "gnome-help-ko", "ko", {"b": 1.5})
     with pytest.raises(HarnessError, match="unknown BM25 analyzer 'nori'"):
         reference_run(config, "bm25", "gnome-help-ko", "ko", {"analyzer": "nori"})
-    with pytest.raises(HarnessError, match="did you mean 'bm25-lucene'"):
-        reference_run(config, "bm25-lucne", "gnome-help-ko", "ko")
+    with pytest.raises(HarnessError, match="did you mean 'bm25-lite'"):
+        reference_run(config, "bm25-lte", "gnome-help-ko", "ko")
     assert reference_run(config, "bm25", "gnome-help-ko", "ko", {"k1": 1})["method_params"]["k1"] == 1.0
 
 
-# The Lucene system's ids on the golden profile of tests/test_architecture.py (pinned when it was added),
-# next to the harness BM25's ids there, which reference_run must keep.
+# The Lucene BM25's ids on the golden profile of tests/test_architecture.py (pinned when it was added),
+# next to the harness BM25's ids there (system bm25-lite, which was "bm25" then), which must stay.
 GOLDEN_LUCENE_IDS = {
     "gnome-help-ko": ("bm25-ko-zero-shot-s0-33df20e12c01", "bm25-ko-zero-shot-s0-47ad321920d8"),
     "gnome-help-en": ("bm25-en-zero-shot-s0-540a455c856c", "bm25-en-zero-shot-s0-86f2ba1c3a9c"),
@@ -193,6 +192,6 @@ def test_run_ids_of_both_bm25_engines():
 
     for dataset, (lite, lucene) in GOLDEN_LUCENE_IDS.items():
         config = load_config(GOLDEN_PROFILE)
-        assert run_id(reference_run(config, "bm25", dataset, dataset_lang(dataset))) == lite
-        assert run_id(reference_run(config, "bm25-lucene", dataset, dataset_lang(dataset))) == lucene
-        assert run_id(reference_run(config, "bm25", dataset, dataset_lang(dataset), {"analyzer": "lucene"})) == lucene
+        assert run_id(reference_run(config, "bm25-lite", dataset, dataset_lang(dataset))) == lite
+        assert run_id(reference_run(config, "bm25", dataset, dataset_lang(dataset))) == lucene
+        assert run_id(reference_run(config, "bm25-lite", dataset, dataset_lang(dataset), {"analyzer": "lucene"})) == lucene

@@ -282,7 +282,7 @@ def test_bm25_reference_record(beir_dir, tmp_path):
 
     runs_dir = tmp_path / "runs"
     messages = []
-    record = evaluate_reference("bm25", f"beir:{beir_dir}", runs_dir=str(runs_dir), echo=messages.append)
+    record = evaluate_reference("bm25-lite", f"beir:{beir_dir}", runs_dir=str(runs_dir), echo=messages.append)
     assert record["status"] == "ok" and record["method"] == "bm25" and record["lang"] == "und"
     assert record["method_params"] == {"k1": 0.9, "b": 0.4, "analyzer": "auto"}
     assert record["reference"]["analyzer"].startswith("unicode")
@@ -294,7 +294,7 @@ def test_bm25_reference_record(beir_dir, tmp_path):
         assert run[qid] == pytest.approx(expected, rel=1e-5)
     per_query = json.loads((folder / "per_query.json").read_text())
     assert per_query["ndcg@10"] == {"q1": 1.0, "q2": 1.0, "q3": 1.0}
-    again = evaluate_reference("bm25", f"beir:{beir_dir}", runs_dir=str(runs_dir), echo=messages.append)
+    again = evaluate_reference("bm25-lite", f"beir:{beir_dir}", runs_dir=str(runs_dir), echo=messages.append)
     assert again == record and "already recorded" in messages[-1]
     paths = build_leaderboard(runs_dir, tmp_path / "out", name="refs", baseline="random", n_resamples=100)
     _, rows = md_table_rows(paths[0].read_text(), "nDCG@10")
@@ -304,7 +304,7 @@ def test_bm25_reference_record(beir_dir, tmp_path):
 def test_reference_record_has_mean_metrics(beir_dir, tmp_path):
     from harness.references import evaluate_reference
 
-    record = evaluate_reference("bm25", f"beir:{beir_dir}", runs_dir=str(tmp_path / "runs"), echo=lambda _: None)
+    record = evaluate_reference("bm25-lite", f"beir:{beir_dir}", runs_dir=str(tmp_path / "runs"), echo=lambda _: None)
     assert record["metrics"]["ndcg@10"] == pytest.approx(1.0)
 
 
@@ -316,7 +316,7 @@ def test_bm25_wordpiece_analyzer_and_cjk_bigrams(beir_dir, tmp_path):
     tokenizer_dir = tmp_path / "tok"
     make_wordpiece(sorted({w for t in [*CORPUS.values(), *QUERIES.values()] for w in t.split()})).save_pretrained(
         tokenizer_dir)
-    record = evaluate_reference("bm25", f"beir:{beir_dir}", runs_dir=str(tmp_path / "runs"),
+    record = evaluate_reference("bm25-lite", f"beir:{beir_dir}", runs_dir=str(tmp_path / "runs"),
                                 overrides=[f"target_tokenizer={tokenizer_dir}"], params={"analyzer": "wordpiece"},
                                 echo=lambda _: None)
     assert record["reference"]["analyzer"] == f"target WordPiece {tokenizer_dir}"

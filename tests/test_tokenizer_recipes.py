@@ -362,10 +362,10 @@ def test_bm25_on_a_beir_folder_uses_its_language_and_the_recipe_analyzer(tmp_pat
 
     tagged, plain = beir_folder(tmp_path / "tagged", "zh"), beir_folder(tmp_path / "plain")
     quiet = dict(runs_dir=str(tmp_path / "runs"), echo=lambda _: None)
-    record = evaluate_reference("bm25", f"beir:{tagged}", overrides=["tokenizer.recipe=wordpiece-seg"], **quiet)
+    record = evaluate_reference("bm25-lite", f"beir:{tagged}", overrides=["tokenizer.recipe=wordpiece-seg"], **quiet)
     assert record["lang"] == "zh" and record["reference"]["analyzer"].startswith("jieba words")
     assert record["metrics"]["ndcg@10"] == pytest.approx(1.0)
-    record = evaluate_reference("bm25", f"beir:{plain}", overrides=["dataset_lang=zh"], **quiet)
+    record = evaluate_reference("bm25-lite", f"beir:{plain}", overrides=["dataset_lang=zh"], **quiet)
     assert record["lang"] == "zh" and record["reference"]["analyzer"].startswith("unicode words")
-    record = evaluate_reference("bm25", f"beir:{plain}", **quiet)
+    record = evaluate_reference("bm25-lite", f"beir:{plain}", **quiet)
     assert record["lang"] == "und"
