@@ -1,7 +1,9 @@
 """Shared fixtures: tiny tokenizers of the three styles, built in memory with `tokenizers`."""
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +71,18 @@ def write_profile(tmp_path):
         return str(path)
 
     return write
+
+
+def write_beir(root: Path, corpus: dict[str, str], queries: dict[str, str], qrels: dict[str, list[str]],
+               lang: str | None = None) -> Path:
+    """A BEIR folder as published (corpus.jsonl, queries.jsonl, qrels/test.tsv with its header), plus
+    the harness's optional ``lang`` file; qrels: query id -> its relevant doc ids."""
+    (root / "qrels").mkdir(parents=True, exist_ok=True)
+    for name, rows in (("corpus.jsonl", corpus), ("queries.jsonl", queries)):
+        (root / name).write_text("".join(json.dumps({"_id": i, "text": t}, ensure_ascii=False) + "\n"
+                                         for i, t in rows.items()), encoding="utf-8")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t1\n" for q, docs in qrels.items() for d in docs), encoding="utf-8")
+    if lang:
+        (root / "lang").write_text(lang + "\n")
+    return root

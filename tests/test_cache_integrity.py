@@ -19,6 +19,7 @@ import pytest
 from harness import util
 from harness.util import HarnessError, atomic_dir, read_entry, seal_path
 
+from tests.conftest import write_beir
 from tests.test_static_vectors import SMALL, _processes_mentioning, _wait_for, two_topic_corpus
 
 CORRUPT = "is corrupt ("
@@ -225,12 +226,7 @@ def test_a_truncated_checkpoint_restarts_training_with_the_same_result(tmp_path,
 # Run ids follow the content of local inputs
 # --------------------------------------------------------------------------------------------
 def _beir(folder: Path, judged: list[str]) -> Path:
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "text": f"doc {i}"}) + "\n"
-                                                 for i in range(3)))
-    (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "doc"}) + "\n")
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q1\t{d}\t1\n" for d in judged))
-    return folder
+    return write_beir(folder, {f"d{i}": f"doc {i}" for i in range(3)}, {"q1": "doc"}, {"q1": judged})
 
 
 def test_editing_a_beir_folder_gives_a_new_run_id(tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.util import HarnessError
+from tests.conftest import write_beir
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = {
@@ -40,14 +41,7 @@ def lucene_or_skip() -> None:
 
 @pytest.fixture
 def beir_en(tmp_path):
-    root = tmp_path / "beir"
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in CORPUS.items()))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items()))
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n"
-                                             + "".join(f"{q}\t{d}\t1\n" for q, d in QRELS.items()))
-    (root / "lang").write_text("en\n")
-    return root
+    return write_beir(tmp_path / "beir", CORPUS, QUERIES, {q: [d] for q, d in QRELS.items()}, lang="en")
 
 
 def lucene_bm25(query_terms, doc_terms, k1=0.9, b=0.4):

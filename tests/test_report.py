@@ -14,6 +14,7 @@ from harness.config import load_config, run_config
 from harness.evaluate import read_trec_run, write_per_query
 from harness.report import build_leaderboard
 from harness.runs import RunDir, RunRecord
+from tests.conftest import write_beir
 
 N_QUERIES = 40
 
@@ -251,13 +252,7 @@ QRELS = {"q1": "d1", "q2": "d3", "q3": "d2"}
 
 @pytest.fixture
 def beir_dir(tmp_path):
-    root = tmp_path / "beir"
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in CORPUS.items()))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items()))
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n"
-                                             + "".join(f"{q}\t{d}\t1\n" for q, d in QRELS.items()))
-    return root
+    return write_beir(tmp_path / "beir", CORPUS, QUERIES, {q: [d] for q, d in QRELS.items()})
 
 
 def reference_bm25(query, k1=0.9, b=0.4):

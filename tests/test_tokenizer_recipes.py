@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from harness.util import HarnessError
+from tests.conftest import write_beir
 
 ZH = ["打开文档，然后选择格式菜单中的段落命令。", "在文档中插入表格，然后保存文档。", "选择格式菜单，打开段落对话框。",
       "LibreOffice Writer 可以打开 Word 文档。", "Open the file 7 times."] * 8
@@ -328,17 +329,8 @@ def test_bm25_auto_analyzer_follows_the_recipe():
 
 
 def beir_folder(root, lang=None):
-    (root / "qrels").mkdir(parents=True)
     docs = {"d1": "打开文档的方法", "d2": "保存表格", "d3": "选择格式菜单"}
-    queries = {"q1": "如何打开文档", "q2": "格式菜单"}
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "text": t}, ensure_ascii=False) + "\n"
-                                               for d, t in docs.items()), encoding="utf-8")
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}, ensure_ascii=False) + "\n"
-                                                for q, t in queries.items()), encoding="utf-8")
-    (root / "qrels" / "test.tsv").write_text("q1\td1\t1\nq2\td3\t1\n")
-    if lang:
-        (root / "lang").write_text(lang + "\n")
-    return root
+    return write_beir(root, docs, {"q1": "如何打开文档", "q2": "格式菜单"}, {"q1": ["d1"], "q2": ["d3"]}, lang=lang)
 
 
 def test_beir_folder_language_from_its_lang_file_or_dataset_lang(tmp_path):
