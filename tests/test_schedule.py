@@ -30,12 +30,15 @@ def test_constant_and_cosine_after_warm_up():
     assert factors(**{"train.warmup_steps": 4})[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
 
 
-def test_unset_keys_stay_out_of_run_ids_and_bad_values_are_one_error():
+def test_unset_keys_stay_out_of_run_ids_and_bad_values_are_one_error(write_profile):
     from harness.config import load_config, run_config
     from harness.util import HarnessError
 
-    run = run_config(load_config("pocket"), method="random", method_params={}, lang="ko", seed=0, setting="fine-tuned")
+    plain = write_profile("profile: plain\n", "plain")  # sets neither key (the pocket profile now sets both)
+    run = run_config(load_config(plain), method="random", method_params={}, lang="ko", seed=0, setting="fine-tuned")
     assert "train.schedule" not in run and "train.warmup_steps" not in run
+    tuned = run_config(load_config("pocket"), method="random", method_params={}, lang="ko", seed=0, setting="fine-tuned")
+    assert tuned["train.schedule"] == "constant" and tuned["train.warmup_steps"] == 50
     with pytest.raises(HarnessError, match="'train.schedule' must be one of 'linear', 'constant', 'cosine'"):
         load_config("pocket", ["train.schedule=step"])
 
