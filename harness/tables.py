@@ -116,7 +116,8 @@ def _short(value: Any) -> str:
 
 
 def assign_labels(entries: list[Entry]) -> None:
-    """Label = base label, plus ``(key=value, ...)`` for the keys that differ within that base."""
+    """Label = base label, plus ``(key=value, ...)`` for the keys that differ within that base in one
+    column: a value that only changes with the column (a per-language tokenizer recipe) is no variant."""
     groups: dict[str, list[Entry]] = defaultdict(list)
     for entry in entries:
         groups[base_label(entry.record)].append(entry)
@@ -126,8 +127,11 @@ def assign_labels(entries: list[Entry]) -> None:
         # a method parameter some records lack (left out at its default) varies too; a config key only
         # some records have (training keys of fine-tuned runs) does not
         params = {k for e in members for k in e.record.get("method_params", {})}
-        varying = [k for k in keys if len({i.get(k) for i in idents} if k in params else
-                                          {i[k] for i in idents if k in i}) > 1]
+        by_column: dict[Column, list[dict[str, str]]] = defaultdict(list)
+        for entry, ident in zip(members, idents):
+            by_column[entry.column].append(ident)
+        varying = [k for k in keys if any(len({i.get(k) for i in col} if k in params else
+                                              {i[k] for i in col if k in i}) > 1 for col in by_column.values())]
         for entry, ident in zip(members, idents):
             parts = [f"{k}={ident[k]}" for k in varying if k in ident]
             entry.label = f"{base} ({', '.join(parts)})" if parts else base

@@ -23,6 +23,10 @@ def write_run(runs_dir, method, lang, setting, seed, ndcg, *, params=None, curve
     """A run record exactly as the pipeline lays it out (config.json, per_query.json, result.json)."""
     config = load_config("pocket")
     run = run_config(config, method=method, method_params=params or {}, lang=lang, seed=seed, setting=setting)
+    return write_run_config(runs_dir, run, ndcg, curve=curve, status=status, error=error)
+
+
+def write_run_config(runs_dir, run, ndcg, *, curve=None, status="ok", error=None):
     folder = RunDir.for_config(runs_dir, run)
     folder.write_json("config.json", run)
     if status != "ok":
@@ -387,3 +391,22 @@ def test_variants_get_labels_and_the_default_variant_is_the_baseline(tmp_path):
     _, rows = md_table_rows((tmp_path / "out" / "lb.md").read_text(), "nDCG@10")
     assert set(rows) == {"sembridge", "sembridge (alpha=8)", "sembridge (copy_overlap=False)"}
     assert rows["sembridge (copy_overlap=False)"][0].endswith("↓")  # tested against the default row
+
+
+def test_a_value_that_changes_only_with_the_column_is_no_variant(tmp_path):
+    """The pocket profile's per-language tokenizer recipes (ko wordpiece-seg, zh wordpiece-bert) keep one
+    row per method; two recipes in one column are two rows."""
+    runs_dir = tmp_path / "runs"
+    rng = np.random.default_rng(2)
+    for lang in ("ko", "zh"):
+        for method in ("sembridge", "random"):
+            write_run(runs_dir, method, lang, "zero-shot", 0, rng.uniform(size=10))
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=200)
+    _, rows = md_table_rows((tmp_path / "out" / "lb.md").read_text(), "nDCG@10")
+    assert set(rows) == {"random", "sembridge"}
+    config = load_config("pocket", ["tokenizer.recipe=unigram"])
+    run = run_config(config, method="sembridge", method_params={}, lang="ko", seed=0, setting="zero-shot")
+    write_run_config(runs_dir, run, rng.uniform(size=10))
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=200)
+    _, rows = md_table_rows((tmp_path / "out" / "lb.md").read_text(), "nDCG@10")
+    assert {"sembridge (tokenizer.recipe=unigram)", "sembridge (tokenizer.recipe=wordpiece-seg)"} <= set(rows)
