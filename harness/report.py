@@ -190,7 +190,11 @@ def missing_markdown(grid: GridCells, records: Records) -> list[str]:
 
 def record_commits(entries: list[Entry]) -> list[str]:
     """Distinct git commits (12-digit, '-dirty' kept) in the records' env.json files: provenance of the numbers."""
-    commits = {str(e.env.get("git")) for e in entries if e.env.get("git")}
+    return env_commits(e.env for e in entries)
+
+
+def env_commits(envs: Iterable[dict[str, Any]]) -> list[str]:
+    commits = {str(env.get("git")) for env in envs if env.get("git")}
     return sorted({c[:12] + ("-dirty" if c.endswith("-dirty") else "") for c in commits})
 
 

@@ -169,16 +169,12 @@ def pick_line(trials: list[Trial], done: Recorded, metric: str) -> str:
 # Report
 # --------------------------------------------------------------------------------------------
 def record_commits(done: Recorded, runs_dir: str | None) -> list[str]:
-    """The git commits in the trials' env.json files (12 digits, '-dirty' kept)."""
+    """The git commits in the trials' env.json files (as the leaderboard reports them)."""
+    from harness.report import env_commits
     from harness.util import read_json
 
-    commits = set()
-    for t, _ in done:
-        env = RunDir.for_config(runs_dir or ".", t.run).path / "env.json"
-        git = str(read_json(env).get("git") or "") if env.exists() else ""
-        if git:
-            commits.add(git[:12] + ("-dirty" if git.endswith("-dirty") else ""))
-    return sorted(commits)
+    envs = (RunDir.for_config(runs_dir or ".", t.run).path / "env.json" for t, _ in done)
+    return env_commits(read_json(env) for env in envs if env.exists())
 
 
 def tuning_markdown(trials: list[Trial], done: Recorded, config: dict[str, Any], header: dict[str, Any],
