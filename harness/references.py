@@ -66,10 +66,14 @@ def default_params(system: str, run: dict[str, Any]) -> dict[str, Any]:
         return {"k1": 0.9, "b": 0.4, "analyzer": LUCENE}
     if system == "bm25-lite":
         return {"k1": 0.9, "b": 0.4, "analyzer": "auto"}
-    if system == "dense-bridge":
+    if system == "dense-bridge":  # the model's own prompts (E5: "query: " / "passage: "), none if bridge_prefix=""
+        from harness.assets import resolve_model
+        from harness.bridge import default_prefix
+
         prefixed = run.get("bridge_prefix") != ""
-        return {"model": run["bridge_model"], "query_prefix": "query: " if prefixed else "",
-                "doc_prefix": "passage: " if prefixed else ""}
+        model_dir = resolve_model(run["bridge_model"])
+        return {"model": run["bridge_model"], "query_prefix": default_prefix(model_dir, "query") if prefixed else "",
+                "doc_prefix": default_prefix(model_dir, "passage") if prefixed else ""}
     raise HarnessError(f"unknown reference system '{system}'; systems: {', '.join(SYSTEMS)}")
 
 

@@ -59,9 +59,12 @@ class SweepSummary:
 # Planning
 # --------------------------------------------------------------------------------------------
 def method_variant(entry: str) -> tuple[str, list[str]]:
-    """A ``methods`` entry: a method name, or a variant ``name(param=value, ...)`` of it (ablations):
-    (name, its ``method.param=value`` overrides). The variant's parameters go on top of the profile's
-    ``method_params`` for that name; the record is the method's own, with those parameters."""
+    """A ``methods`` entry: a method name, or a variant ``name(key=value, ...)`` of it (ablations):
+    (name, its overrides). A key that is a config key (``bridge_model``, ``bridge_prefix``, ...) sets
+    that key for the variant's cells; any other key is a method parameter (``method.key=value``), on top
+    of the profile's ``method_params`` for that name. The record is the method's own, with those values."""
+    from harness.config import SCHEMA
+
     name, sep, rest = entry.partition("(")
     if not sep:
         return entry.strip(), []
@@ -71,11 +74,12 @@ def method_variant(entry: str) -> tuple[str, list[str]]:
     bad = [item for item in items if "=" not in item]
     if bad or not items:
         raise HarnessError(f"methods entry {entry!r}: a variant is written name(param=value, ...)")
-    return name.strip(), [f"method.{item}" for item in items]
+    return name.strip(), [item if item.partition("=")[0].strip() in SCHEMA else f"method.{item}" for item in items]
 
 
 def plan_cells(profile: str, overrides: Sequence[str] = ()) -> list[Cell]:
     """Every grid cell, planned; a method that cannot be planned gives cells carrying the error."""
+    from harness.method_specs import MethodLoadError
     from harness.pipeline import plan_runs
     from harness.registry import UnknownNameError
 
@@ -100,6 +104,8 @@ def plan_cells(profile: str, overrides: Sequence[str] = ()) -> list[Cell]:
                         runs = plan_runs(profile, [*overrides, *extra, *params], method=name, lang=lang, seed=seed,
                                          settings=wanted)
                         cells += [Cell(method, lang, seed, r["setting"], run=r) for r in runs]
+                    except MethodLoadError:
+                        raise  # a broken install fails every cell alike: stop before any (ids would be wrong too)
                     except (HarnessError, UnknownNameError, ValueError) as err:
                         cells += [Cell(method, lang, seed, s, run=fallback_run(cell_config, method, lang, seed, s),
                                        error=f"planning failed: {err}") for s in wanted]

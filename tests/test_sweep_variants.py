@@ -26,6 +26,8 @@ method_params:
 def test_method_variant_parses_parameters():
     assert method_variant("sembridge") == ("sembridge", [])
     assert method_variant("sembridge(bias=stale, alpha=2.5)") == ("sembridge", ["method.bias=stale", "method.alpha=2.5"])
+    # a config key sets that key for the variant's cells (the bridge ablations), not a method parameter
+    assert method_variant('sembridge(bridge_prefix="", alpha=2)') == ("sembridge", ['bridge_prefix=""', "method.alpha=2"])
     for bad in ("sembridge(bias)", "sembridge(", "sembridge()"):
         with pytest.raises(HarnessError, match="name\\(param=value"):
             method_variant(bad)
@@ -46,6 +48,28 @@ def test_variants_are_the_method_with_their_parameters(write_profile, monkeypatc
     assert len(calls) == 3 and len(summary.failed) == 1 and len(set(summary.ran)) == 3  # three distinct run ids
     failed = read_json(next((tmp_path / "runs").glob("mean-*/result.json")))
     assert failed["status"] == "failed" and failed["method"] == "mean"
+
+
+def test_config_key_variants_change_the_run_config(write_profile):
+    profile = write_profile(PROFILE.replace('"mean(copy_overlap=nope)"', '"sembridge(bridge_model=pocket:muse-v3)"'),
+                            "tiny-ablations")
+    cells = {c.method: c for c in plan_cells(profile)}
+    use = cells["sembridge(bridge_model=pocket:muse-v3)"].run
+    assert use["bridge_model"] == "pocket:muse-v3" and cells["sembridge"].run["bridge_model"] == "pocket:me5-small"
+    assert use["method"] == "sembridge" and "bridge_model" not in use["method_params"]
+
+
+def test_a_method_that_fails_to_load_stops_the_sweep_before_any_cell(write_profile, monkeypatch, tmp_path):
+    from harness import method_specs
+
+    def broken(name):
+        raise method_specs.MethodLoadError(f"method '{name}' (builtin) fails to load: ModuleNotFoundError: torch")
+
+    monkeypatch.setattr(method_specs, "get_method", broken)
+    profile = write_profile(PROFILE, "tiny-ablations")
+    with pytest.raises(method_specs.MethodLoadError, match="fails to load"):
+        sweep(profile, runs_dir=str(tmp_path / "runs"), echo=lambda _: None)
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
 def test_pocket_ablations_profile_plans():
