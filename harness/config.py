@@ -17,13 +17,13 @@ from harness.util import HarnessError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SETTINGS = ("zero-shot", "fine-tuned")
-DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset")  # names with {lang}, resolved per run
+DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset", "train.aligned_dataset")  # names with {lang}, resolved per run
 # Keys added after records existed, with the value that reproduces those records: a run config leaves a
 # key out while it holds that value, so the old records keep their ids. A key whose new default changes
 # results (training_text) has a legacy value other than its default, and so moves the ids of new runs.
 LEGACY_VALUES: dict[str, Any] = {"train.eval_dataset": None, "train.schedule": None, "train.warmup_steps": None,
                                  "tokenizer.recipe": None, "dataset_lang": None, "training_text": "all-pages",
-                                 "vocab_mode": "replace"}
+                                 "vocab_mode": "replace", "train.aligned_dataset": "libreoffice-help-{lang}-x-en-train"}
 # may be a {lang: value} mapping in a profile ("*": the other languages), resolved per run
 PER_LANGUAGE_KEYS = ("tokenizer.recipe", "dataset")
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models", "exclude",  # describe a sweep, not a run

@@ -50,6 +50,24 @@ def test_dev_collection_from_toy_pages() -> None:
     assert train.name == "libreoffice-help-en-train"
 
 
+def test_aligned_rows_from_toy_pages_hold_out_dev_and_untranslated_pages(tmp_path) -> None:
+    from harness.data.base import read_collection, save_collection
+    from harness.data.libreoffice import Page, aligned_collection, is_dev_page
+
+    names = [f"p{i}.html" for i in range(100)]
+    dev = next(p for p in names if is_dev_page(p))
+    kept, same, lone = [p for p in names if not is_dev_page(p)][:3]
+    english = {dev: Page("Dev\ntext", (), "Dev"), kept: Page("Save\nsave\nClick Save.", (), "Save"),
+               same: Page("API\ntext", (), "API"), lone: Page("Only\nEnglish", (), "Only")}
+    target = {dev: Page("개발", (), "개발"), kept: Page("저장\n저장을 누릅니다", (), "저장"), same: Page("API", (), "API")}
+    col = aligned_collection("ko", target, english)
+    # the title lines leave the passage; dev, untranslated-title and untranslated pages are out
+    assert col.aligned == [(kept, "Save", "Click Save.", "저장")]
+    assert col.kind == "aligned pairs" and col.summary()["aligned"] == 1
+    save_collection(col, tmp_path / "c")
+    assert read_collection(tmp_path / "c").aligned == col.aligned  # the cache round-trips the rows
+
+
 # --------------------------------------------------------------------------------------------
 # Real pocket data (integration)
 # --------------------------------------------------------------------------------------------
@@ -171,3 +189,16 @@ def test_training_text_moves_run_ids_and_the_legacy_value_keeps_them() -> None:
     new, legacy = run(), run("training_text=all-pages")
     assert new["training_text"] == "train-pages" and "training_text" not in legacy
     assert run_value(legacy, "training_text") == "all-pages" and run_id(new) != run_id(legacy)
+
+
+def test_a_new_build_keeps_the_newest_older_builds_for_other_checkouts(tmp_path) -> None:
+    import os
+
+    from harness.data import base
+
+    builds = [tmp_path / f"key{i}" for i in range(5)]
+    for i, path in enumerate(builds):
+        path.mkdir()
+        os.utime(path, (1000 + i, 1000 + i))
+    base._remove_stale_builds(builds[0])  # the current build is kept whatever its age
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key0", "key3", "key4"][:base.KEPT_BUILDS]

@@ -112,21 +112,24 @@ def test_clear_examples_keep_negative_passage_and_its_target_query_together() ->
         assert ex["neg_tgt_query"] == [by_passage[ex["neg"][0]]]
 
 
-def test_clear_aligned_rows_from_libreoffice_help() -> None:
-    from harness.data import debian, libreoffice
-    from harness.objectives.clear import aligned_rows
+def test_clear_reads_the_aligned_pairs_dataset() -> None:
+    from harness.data import debian, libreoffice, load_collection
+    from harness.objectives.clear import ClearObjective
+    from harness.util import HarnessError
 
     if any(debian.installed_version(libreoffice.PACKAGES[lang]) is None for lang in ("en", "ko")):
         pytest.skip("LibreOffice help packages not unpacked in the cache")
-    rows = aligned_rows("ko")
-    assert len(rows) > 100
-    for en_title, en_text, ko_title in rows[:200]:
+    rows = load_collection("libreoffice-help-ko-x-en-train").aligned
+    assert len(rows) > 100 and not any(libreoffice.is_dev_page(page) for page, *_ in rows)  # dev held out
+    for _, en_title, en_text, ko_title in rows[:200]:
         assert en_title != ko_title and en_text and not en_text.lower().startswith(en_title.lower() + "\n")
-    assert any(any("\uac00" <= ch <= "\ud7a3" for ch in r[2]) for r in rows)  # Hangul in target titles
-    from harness.objectives.clear import aligned_pages
-
-    pages = aligned_pages("ko")
-    assert list(pages.values()) == rows and not any(libreoffice.is_dev_page(p) for p in pages)  # dev held out
+    assert any(any("\uac00" <= ch <= "\ud7a3" for ch in r[3]) for r in rows)  # Hangul in target titles
+    obj = ClearObjective(tiny_run(lang="ko", **{"train.hard_negatives": 0}), tiny_tokenizer())
+    assert obj.aligned_dataset == "libreoffice-help-ko-x-en-train"
+    assert [(e["en_query"], e["pos"], e["tgt_query"]) for e in obj.examples([], {})] == [r[1:] for r in rows]
+    with pytest.raises(HarnessError, match="no aligned rows"):
+        ClearObjective(tiny_run(lang="ko", **{"train.aligned_dataset": "libreoffice-help-ko-train"}),
+                       tiny_tokenizer()).examples([], {})
 
 
 # ----------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def dataset_rows() -> list[dict[str, Any]]:
             "name": entry.name, "language": getattr(obj, "lang", "?"), "kind": getattr(obj, "kind", "?"),
             "documents": counts["documents"] if counts else missing,
             "queries": counts["queries"] if counts else missing,
-            "pairs": counts["pairs"] if counts else missing,
+            "pairs": (counts["pairs"] or counts.get("aligned", 0)) if counts else missing,  # aligned rows too
             "source": unavailable or getattr(obj, "source", entry.origin),
             "licence": getattr(obj, "licence", "?")})
     return rows

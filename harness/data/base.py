@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator
 
 from harness.util import HarnessError, atomic_dir, cache_dir, content_hash, file_hash, read_entry, read_json
 
-KINDS = ("test collection", "text", "pairs", "bitext", "dictionary")
+KINDS = ("test collection", "text", "pairs", "bitext", "dictionary", "aligned pairs")
 
 
 @dataclass
@@ -33,10 +33,12 @@ class Collection:
     licence: str
     train_pairs: list[tuple[str, str]] | None = None
     kind: str = "test collection"
+    # cross-language rows of an "aligned pairs" dataset: (id, English query, English passage, target query)
+    aligned: list[tuple[str, str, str, str]] | None = None
 
     def summary(self) -> dict[str, int]:
-        return {"documents": len(self.corpus), "queries": len(self.queries),
-                "pairs": len(self.train_pairs or ())}
+        counts = {"documents": len(self.corpus), "queries": len(self.queries), "pairs": len(self.train_pairs or ())}
+        return {**counts, "aligned": len(self.aligned)} if self.aligned is not None else counts
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,11 +109,22 @@ class DatasetSpec:
         return read_json(meta)["counts"] if meta and meta.exists() else None
 
 
+KEPT_BUILDS = 3  # the newest builds of a dataset kept: checkouts of other commits may still read theirs
+
+
 def _remove_stale_builds(current: Path) -> None:
-    """Builds of the same dataset under older keys are never read again."""
-    for sibling in current.parent.iterdir():
-        if sibling != current and not sibling.name.startswith("."):
-            shutil.rmtree(sibling, ignore_errors=True)
+    """Builds of the same dataset under older keys, beyond the newest ``KEPT_BUILDS``: a long sweep
+    running from a snapshot of an older commit keeps reading its own while a newer checkout builds."""
+    others = [p for p in current.parent.iterdir() if p != current and not p.name.startswith(".")]
+    for sibling in sorted(others, key=_mtime, reverse=True)[KEPT_BUILDS - 1:]:
+        shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed by another process meanwhile
+        return 0.0
 
 
 class NoDatasetError(HarnessError):
@@ -167,13 +180,16 @@ def save_collection(col: Collection, path: Path, kind: str | None = None) -> Non
         _write_jsonl(tmp / "qrels.jsonl", ({"query": q, "docs": d} for q, d in col.qrels.items()))
         if col.train_pairs is not None:
             _write_jsonl(tmp / "pairs.jsonl", (list(p) for p in col.train_pairs))
+        if col.aligned is not None:
+            _write_jsonl(tmp / "aligned.jsonl", (list(row) for row in col.aligned))
         meta = {"name": col.name, "lang": col.lang, "source": col.source, "licence": col.licence,
                 "kind": kind or col.kind, "has_pairs": col.train_pairs is not None,
                 "counts": col.summary()}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
 
 
-_COUNTED = {"documents": "corpus.jsonl", "queries": "queries.jsonl", "pairs": "pairs.jsonl"}
+_COUNTED = {"documents": "corpus.jsonl", "queries": "queries.jsonl", "pairs": "pairs.jsonl",
+            "aligned": "aligned.jsonl"}
 
 
 def count_problem(path: Path) -> str | None:
@@ -202,12 +218,15 @@ def read_collection(path: Path) -> Collection:
     pairs = None
     if meta["has_pairs"]:
         pairs = [(a, b) for a, b in _read_jsonl(path / "pairs.jsonl")]
+    aligned = None
+    if "aligned" in meta["counts"]:
+        aligned = [tuple(row) for row in _read_jsonl(path / "aligned.jsonl")]
     return Collection(
         name=meta["name"], lang=meta["lang"], source=meta["source"], licence=meta["licence"],
         corpus={r["_id"]: r["text"] for r in _read_jsonl(path / "corpus.jsonl")},
         queries={r["_id"]: r["text"] for r in _read_jsonl(path / "queries.jsonl")},
         qrels={r["query"]: r["docs"] for r in _read_jsonl(path / "qrels.jsonl")},
-        train_pairs=pairs, kind=meta["kind"])
+        train_pairs=pairs, kind=meta["kind"], aligned=aligned)  # type: ignore[arg-type]
 
 
 def dataset_lang(name: str, override: str | None = None) -> str:

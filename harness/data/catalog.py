@@ -65,6 +65,15 @@ def _libreoffice(lang: str) -> list[DatasetSpec]:
             spec("train", "text", lambda pages: libreoffice.text_collection(lang, pages, train_only=True))]
 
 
+def _aligned_with_english(lang: str) -> DatasetSpec:
+    """``libreoffice-help-{lang}-x-en-train``: training pages aligned with English (CLEAR's data)."""
+    packages = (libreoffice.PACKAGES["en"], libreoffice.PACKAGES[lang])
+    return DatasetSpec(name=f"libreoffice-help-{lang}-x-en-train", lang=lang, kind=libreoffice.ALIGNED_KIND,
+                       source=libreoffice.source(lang, "x-en-train"), licence=libreoffice.LICENCE,
+                       build_fn=lambda: libreoffice.aligned_collection(lang, help_pages(lang), help_pages("en")),
+                       debian=packages)
+
+
 def _l10n(lang: str) -> DatasetSpec:
     pkg = bitext.L10N_PACKAGES[lang]
     return DatasetSpec(
@@ -112,6 +121,8 @@ def _register_all() -> None:
     for lang in POCKET_LANGS:
         for spec in _libreoffice(lang):
             _add(spec)
+    for lang in POCKET_LANGS[1:]:
+        _add(_aligned_with_english(lang))
     for lang in bitext.L10N_PACKAGES:
         _add(_l10n(lang))
     _add(_ui_tips("ar"))

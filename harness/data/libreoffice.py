@@ -114,6 +114,7 @@ class Page:
 
     text: str
     pairs: tuple[tuple[str, str], ...]  # (heading, text under it), in page order
+    title: str = ""  # the page's <title>
 
 
 def read_help(lang: str, root: Path, english: dict[str, str] | None) -> dict[str, Page]:
@@ -125,7 +126,7 @@ def read_help(lang: str, root: Path, english: dict[str, str] | None) -> dict[str
         copied = frozenset(english.get(page, "").split("\n")) if english is not None else frozenset()
         text = "\n".join(t for _, t in blocks if t not in copied)
         if text:
-            pages[page] = Page(text, tuple(heading_pairs(title, blocks, copied)))
+            pages[page] = Page(text, tuple(heading_pairs(title, blocks, copied)), title)
     return pages
 
 
@@ -133,7 +134,9 @@ def source(lang: str, split: str | None = None) -> str:
     """Where ``libreoffice-help-{lang}`` (split None), ``-dev`` or ``-train`` comes from."""
     text = SOURCE.format(pkg=PACKAGES[lang], dir=LANG_DIRS[lang])
     return text + {None: "", "dev": ", dev pages only (never in -train): heading -> text under it",
-                   "train": ", minus the dev pages and pairs repeating a dev passage"}[split]
+                   "train": ", minus the dev pages and pairs repeating a dev passage",
+                   "x-en-train": f" + {PACKAGES['en']}, aligned by page, minus the dev pages: English title, "
+                                 f"English text, {lang} title"}[split]
 
 
 def build(lang: str, root: Path, english: dict[str, str] | None) -> Collection:
@@ -188,3 +191,33 @@ def dev_collection(lang: str, pages: dict[str, Page]) -> Collection:
     return Collection(name=f"libreoffice-help-{lang}-dev", lang=lang, corpus=corpus, queries=queries,
                       qrels=qrels, source=source(lang, "dev"),
                       licence=LICENCE, train_pairs=None, kind=DEV_KIND)
+
+
+ALIGNED_KIND = "aligned pairs"
+
+
+def aligned_collection(lang: str, pages: dict[str, Page], english: dict[str, Page]) -> Collection:
+    """``libreoffice-help-{lang}-x-en-train``: one row per training page translated into ``lang``:
+    (page, English title, English page text without its title lines, target title), the data of
+    CLEAR's reverse training. Dev pages are left out (never trained on), and so are pages whose title
+    is missing or untranslated (the same string in both languages)."""
+    rows = []
+    for page in sorted(english.keys() & pages.keys()):
+        en_title, tgt_title = english[page].title, pages[page].title
+        if is_dev_page(page) or not en_title or not tgt_title or en_title == tgt_title:
+            continue
+        passage = drop_title(english[page].text, en_title)
+        if passage:
+            rows.append((page, en_title, passage, tgt_title))
+    return Collection(name=f"libreoffice-help-{lang}-x-en-train", lang=lang, corpus={}, queries={}, qrels={},
+                      source=source(lang, "x-en-train"), licence=LICENCE, aligned=rows, kind=ALIGNED_KIND)
+
+
+def drop_title(text: str, title: str) -> str:
+    """The page text without its first lines while they equal the title (the query must not be in the
+    passage; some pages repeat the title as their first heading)."""
+    while True:
+        first, _, rest = text.partition("\n")
+        if first.strip().lower() != title.lower():
+            return text
+        text = rest.strip()

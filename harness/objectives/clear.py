@@ -16,17 +16,17 @@ controls and that carries the ranking signal, so by default (``train.clear_simil
 dot product is the logit, exactly as in the `splade` objective; ``cosine`` restores CLEAR's
 cosine x 20 (both vectors L2-normalised, so the FLOPS term no longer trades off against the logits).
 
-Pocket data: LibreOffice help pages aligned across languages by file name. English side: the page
-title (query) and the page text without its title line (passage); target side: the target page's
-title (query). Pages whose title is untranslated are skipped, and so are the dev pages
-(``libreoffice.is_dev_page``). Hard negatives: the English passage
-with the highest lexical overlap with the English query (``base.lexical_negatives``). A caller can
-pass its own rows as ``extra["aligned"] = [(english_query, english_passage, target_query), ...]``.
+Data: the rows of an aligned-pairs dataset (``train.aligned_dataset``, default
+``libreoffice-help-{lang}-x-en-train``: LibreOffice help training pages aligned with English by file
+name; English title = query, English page text without its title = passage, target title = target
+query; dev pages and untranslated titles left out, see ``harness.data.libreoffice.aligned_collection``).
+Hard negatives: the English passage with the highest lexical overlap with the English query
+(``base.lexical_negatives``). A caller can pass its own rows as
+``extra["aligned"] = [(english_query, english_passage, target_query), ...]``.
 English text goes through the target tokenizer (the only vocabulary the model has after transfer).
 """
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from harness.objectives.base import Objective, Range, duplicate_mask, info_nce, lexical_negatives
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import torch
 
 COSINE_SCALE = 20.0
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.S | re.I)
+ALIGNED_DEFAULT = "libreoffice-help-{lang}-x-en-train"
 MASKED = -1e4  # finite fill for masked columns in the KL term (-inf would give 0 * inf = nan)
 
 
@@ -52,9 +52,10 @@ class ClearObjective(Objective):
     def setup(self, *, hard_negatives: Annotated[int, Range(ge=0)] = 1,
               clear_alpha: Annotated[float, Range(ge=0, le=1)] = 0.4,
               clear_beta: Annotated[float, Range(ge=0, le=1)] = 0.2,
-              clear_similarity: Literal["dot", "cosine"] = "dot") -> None:
+              clear_similarity: Literal["dot", "cosine"] = "dot", aligned_dataset: str = ALIGNED_DEFAULT) -> None:
         """
         Parameters:
+            aligned_dataset: clear: aligned-pairs dataset of (English query, English passage, target query) rows; {lang} is replaced
             hard_negatives: hard negatives per query, mined by lexical overlap (0: in-batch only)
             clear_alpha: clear: weight a of the reverse InfoNCE
             clear_beta: clear: weight b of the KL(reverse || forward) term
@@ -65,9 +66,10 @@ class ClearObjective(Objective):
                                f"got {clear_alpha} and {clear_beta}")
         self.hard_negatives, self.alpha, self.beta = hard_negatives, clear_alpha, clear_beta
         self.similarity_kind = clear_similarity
+        self.aligned_dataset = aligned_dataset.replace("{lang}", self.run["lang"])
 
     def examples(self, pairs: list[tuple[str, str]], extra: dict[str, Any]) -> list[dict[str, Any]]:
-        rows = extra.get("aligned") or aligned_rows(self.run["lang"])
+        rows = extra.get("aligned") or aligned_rows(self.aligned_dataset)
         en_q = [r[0] for r in rows]
         en_p = [r[1] for r in rows]
         negs = lexical_negatives(en_q, en_p, self.tokenizer, k=self.hard_negatives,
@@ -112,55 +114,12 @@ class ClearObjective(Objective):
         return x @ y.T
 
 
-# ----------------------------------------------------------------------------------------------
-# Pocket data: LibreOffice help aligned by file name
-# ----------------------------------------------------------------------------------------------
-def aligned_rows(lang: str) -> list[tuple[str, str, str]]:
-    """(English title, English page text without the title lines, target title) per aligned page."""
-    return list(aligned_pages(lang).values())
+def aligned_rows(dataset: str) -> list[tuple[str, str, str]]:
+    """(English query, English passage, target query) rows of an aligned-pairs dataset."""
+    from harness.data import load_collection
 
-
-def aligned_pages(lang: str) -> dict[str, tuple[str, str, str]]:
-    """{page: aligned row} of the training pages (the dev pages are held out) translated into ``lang``."""
-    from harness.data import libreoffice, load_collection
-
-    if lang not in libreoffice.PACKAGES or lang == "en":
-        raise HarnessError(f"clear: no LibreOffice help aligned with English for language '{lang}'; "
-                           f"pass extra['aligned'] rows or use one of "
-                           f"{', '.join(sorted(set(libreoffice.PACKAGES) - {'en'}))}")
-    english = load_collection("libreoffice-help-en").corpus
-    target = load_collection(f"libreoffice-help-{lang}").corpus  # translated pages only
-    en_titles, tgt_titles = page_titles("en"), page_titles(lang)
-    rows = {}
-    for page in sorted(english.keys() & target.keys()):
-        if libreoffice.is_dev_page(page):  # held out for libreoffice-help-{lang}-dev: never trained on
-            continue
-        en_title, tgt_title = en_titles.get(page, ""), tgt_titles.get(page, "")
-        if en_title and tgt_title and en_title != tgt_title:
-            rows[page] = (en_title, _drop_title(english[page], en_title), tgt_title)
-    return {page: row for page, row in rows.items() if row[1]}
-
-
-def page_titles(lang: str) -> dict[str, str]:
-    """{page path relative to text/: <title>} of one language's LibreOffice help (a few seconds)."""
-    import html
-
-    from harness.data import debian, libreoffice
-
-    base = libreoffice.help_dir(debian.ensure_package(libreoffice.PACKAGES[lang]), lang)
-    titles = {}
-    for path in sorted(base.rglob("*.html")):
-        found = _TITLE.search(path.read_bytes())  # a regex: ten times faster than parsing each page
-        title = html.unescape(found.group(1).decode("utf-8", "replace")) if found else ""
-        titles[path.relative_to(base).as_posix()] = re.sub(r"\s+", " ", title).strip()
-    return titles
-
-
-def _drop_title(text: str, title: str) -> str:
-    """The page text without its first lines while they equal the title (the query must not be in the
-    passage; some pages repeat the title as their first heading)."""
-    while True:
-        first, _, rest = text.partition("\n")
-        if first.strip().lower() != title.lower():
-            return text
-        text = rest.strip()
+    rows = load_collection(dataset).aligned
+    if not rows:
+        raise HarnessError(f"clear: dataset '{dataset}' has no aligned rows: set train.aligned_dataset to an "
+                           f"'aligned pairs' dataset of `harness data list` (e.g. libreoffice-help-ko-x-en-train)")
+    return [(en_query, en_passage, query) for _, en_query, en_passage, query in rows]
