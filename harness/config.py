@@ -23,7 +23,8 @@ DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset", "train.aligned
 # results (training_text) has a legacy value other than its default, and so moves the ids of new runs.
 LEGACY_VALUES: dict[str, Any] = {"train.eval_dataset": None, "train.schedule": None, "train.warmup_steps": None,
                                  "tokenizer.recipe": None, "dataset_lang": None, "training_text": "all-pages",
-                                 "vocab_mode": "replace", "train.aligned_dataset": "libreoffice-help-{lang}-x-en-train"}
+                                 "vocab_mode": "replace", "train.aligned_dataset": "libreoffice-help-{lang}-x-en-train",
+                                 "eval.also": [], "train.pairs_fraction": 1.0}
 # may be a {lang: value} mapping in a profile ("*": the other languages), resolved per run
 PER_LANGUAGE_KEYS = ("tokenizer.recipe", "dataset")
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models", "exclude",  # describe a sweep, not a run
@@ -96,6 +97,9 @@ BASE_SCHEMA: dict[str, Key] = {
     "encode.max_active_dims": Key(int, None, "keep only the top-k dimensions of each vector (a fresh model can be dense)", True, range=COUNT),
     "eval.metrics": Key(list, ["ndcg@10", "recall@100", "mrr@10"], "ranx metric names"),
     "eval.top_k": Key(int, 100, "documents retrieved per query", range=COUNT),
+    "eval.also": Key(list, [], "more test collections the final model is evaluated on ({lang} is replaced), e.g. "
+                     "[gnome-help-{lang}-x-en, gnome-help-en]: each is recorded in the run folder (also/<name>/) and "
+                     "is a leaderboard column of its own"),
     "train.objective": Key(str, "splade", "training objective (see `harness objectives`)"),
     "train.steps": Key(int, 150, "optimisation steps (pocket: ~1 step/s on 2 CPU cores with splade-tiny)", range=COUNT),
     "train.batch_size": Key(int, 8, "pairs per (global) batch; each adds its hard negatives", range=COUNT),
@@ -112,6 +116,9 @@ BASE_SCHEMA: dict[str, Key] = {
     "train.eval_every": Key(int, 30, "evaluate every N steps (the convergence curve; also at step 0 and the last step)",
                             range=COUNT),
     "train.checkpoint_every": Key(int, 30, "checkpoint every N steps (for resume; also at the last step)", range=COUNT),
+    "train.pairs_fraction": Key(float, 1.0, "fraction of the train_dataset's pairs trained on, drawn with the run's "
+                                "seed (the same pairs for every method and objective of that seed): a low-resource slice",
+                                range=Range(gt=0, le=1)),
     "train.query_max_length": Key(int, 32, "query token limit in training", range=COUNT),
     "train.doc_max_length": Key(int, 128, "document token limit in training", range=COUNT),
     "train.bf16": Key(bool, True, "bf16 autocast on CUDA (ignored on CPU)"),
@@ -189,7 +196,8 @@ def _typed(key: str, spec: Key, value: Any) -> Any:
     bad_bool = isinstance(value, bool) and spec.type in (int, float)
     if bad_bool or not isinstance(value, spec.type):
         want = spec.type.__name__ if isinstance(spec.type, type) else str(spec.type)
-        raise HarnessError(f"config key '{key}' must be {want}, got {value!r}")
+        hint = " (in YAML, quote names with braces: ['gnome-help-{lang}-x-en'])" if "{" in str(value) else ""
+        raise HarnessError(f"config key '{key}' must be {want}, got {value!r}{hint}")
     return copy.deepcopy(value)
 
 
@@ -267,6 +275,11 @@ def per_language(value: Any, lang: str) -> Any:
     return value.get(lang, value.get("*")) if isinstance(value, dict) else value
 
 
+def run_datasets(run: dict[str, Any]) -> list[str]:
+    """Every dataset a run reads: its DATASET_KEYS values, then the extra test collections of ``eval.also``."""
+    return [run[k] for k in DATASET_KEYS if k in run] + list(run.get("eval.also", ()))
+
+
 def run_value(run: dict[str, Any], key: str) -> Any:
     """A run config's value of ``key``, reading a key left out at its legacy value (see LEGACY_VALUES)."""
     return run[key] if key in run else LEGACY_VALUES[key]
@@ -295,5 +308,7 @@ def run_config(config: dict[str, Any], *, method: str, method_params: dict[str, 
     for key in DATASET_KEYS:
         if key in run:
             run[key] = run[key].replace("{lang}", lang)
+    if "eval.also" in run:
+        run["eval.also"] = [name.replace("{lang}", lang) for name in run["eval.also"]]
     run.update(method=method, method_params=method_params, lang=lang, seed=seed, setting=setting)
     return run

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.config import DATASET_KEYS, load_config, method_overrides, run_config, run_value
+from harness.config import load_config, method_overrides, run_config, run_datasets, run_value
 from harness.data import load_collection
 from harness.data.base import dataset_lang
 from harness.device import process_rank, resolve_device
@@ -30,9 +30,9 @@ def plan_runs(profile: str, overrides: tuple[str, ...] | list[str], *, method: s
     runs = [run_config(config, method=method, method_params=params, lang=lang, seed=seed, setting=s)
             for s in settings]
     for run in runs:
-        for key in DATASET_KEYS:
-            if key in run and not run[key].startswith("beir:"):
-                datasets.entry(run[key])  # unknown names fail now, with "did you mean"
+        for name in run_datasets(run):
+            if not name.startswith("beir:"):
+                datasets.entry(name)  # unknown names fail now, with "did you mean"
         run.update(local_input_hashes(run))
     return runs
 
@@ -49,7 +49,7 @@ def preflight(runs: list[dict[str, Any]], runs_dir: str | Path | None = None) ->
         resolve_device(device)
     models = sorted({r[k] for r in runs for k in ("source_model", "bridge_model")})
     tokenizers = sorted({r["target_tokenizer"] for r in runs if r["target_tokenizer"] != "auto"})
-    data = sorted({r[k] for r in runs for k in DATASET_KEYS if k in r})
+    data = sorted({name for r in runs for name in run_datasets(r)})
     missing = missing_assets(models, tokenizers) + [line for name in data for line in missing_data(name)]
     if missing:
         raise HarnessError(f"{len(missing)} missing (offline?): " + "; ".join(missing))
@@ -90,7 +90,7 @@ def check_local_inputs(runs: list[dict[str, Any]], model_keys: dict[str, bool]) 
             problem = local_model_problem(ref, masked_lm=masked_lm)
             if problem:
                 raise HarnessError(f"{key} {ref}: {problem}")
-    for name in dict.fromkeys(r[k] for r in runs for k in DATASET_KEYS if k in r):
+    for name in dict.fromkeys(name for r in runs for name in run_datasets(r)):
         if name.startswith("beir:"):
             load_collection(name)  # its errors name the file and line
 
@@ -274,7 +274,17 @@ def training_pairs(run: dict[str, Any]) -> list[tuple[str, str]]:
     if not pairs:
         raise HarnessError(f"train_dataset {run['train_dataset']!r} has no training pairs: pick one whose "
                            f"'pairs' column in `harness data list` is not 0 (e.g. libreoffice-help-{run['lang']})")
-    return pairs
+    return pairs_slice(pairs, run_value(run, "train.pairs_fraction"), run["seed"])
+
+
+def pairs_slice(pairs: list[tuple[str, str]], fraction: float, seed: int) -> list[tuple[str, str]]:
+    """``fraction`` of ``pairs`` (at least one), drawn with ``seed``, in their original order."""
+    import random
+
+    if fraction >= 1:
+        return pairs
+    keep = sorted(random.Random(seed).sample(range(len(pairs)), max(1, round(fraction * len(pairs)))))
+    return [pairs[i] for i in keep]
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,6 +314,9 @@ def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Ec
     encoder = make_encoder(run, model, target_tok)
     with stage(timing, "evaluate", echo):
         evaluation, ranking = evaluate_encoder(run, encoder, collection, index_dir=index_dir)
+    if run.get("eval.also"):
+        with stage(timing, "evaluate_also", echo):
+            extra["also"] = evaluate_also(run, encoder, folder)
     files = {}
     if save_model:
         with stage(timing, "save", echo):
@@ -315,6 +328,27 @@ def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Ec
 
 
 MODEL_DIR = "model"
+ALSO_DIR = "also"
+
+
+def evaluate_also(run: dict[str, Any], encoder: Any, folder: RunDir) -> dict[str, Any]:
+    """The final model on each collection of ``eval.also``: ``also/<name>/`` holds its run, qrels and
+    per-query scores; returns {name: {"metrics", "counts", "files"}} for the record (written after)."""
+    from harness.evaluate import write_per_query, write_trec_qrels, write_trec_run
+
+    out = {}
+    for name in run["eval.also"]:
+        collection = load_collection(name)
+        evaluation, ranking = evaluate_encoder(run, encoder, collection, show_progress=False)
+        sub = f"{ALSO_DIR}/{name.replace('/', '_').replace(':', '_')}"
+        (folder.path / sub).mkdir(parents=True, exist_ok=True)
+        write_trec_run(folder.file(f"{sub}/run.trec"), ranking, tag=f"{folder.id}/{name}")
+        write_trec_qrels(folder.file(f"{sub}/qrels.trec"), collection.qrels)
+        write_per_query(folder.file(f"{sub}/per_query.json"), evaluation.per_query)
+        out[name] = {"metrics": evaluation.mean, "counts": {"queries": evaluation.n_queries},
+                     "files": {k: f"{sub}/{k}.{ext}" for k, ext in (("run", "trec"), ("qrels", "trec"),
+                                                                     ("per_query", "json"))}}
+    return out
 
 
 def save_run_model(folder: RunDir, run: dict[str, Any], encoder: Any, metrics: dict[str, float],

@@ -44,7 +44,9 @@ def local_input_hashes(run: dict[str, Any]) -> dict[str, str]:
     from harness.data.beir import PREFIX, parse_reference
     from harness.util import path_hash
 
-    paths = {key: parse_reference(run[key])[0] for key in DATASET_KEYS if str(run.get(key, "")).startswith(PREFIX)}
+    named = {key: run.get(key, "") for key in DATASET_KEYS}
+    named.update({f"eval.also.{i}": name for i, name in enumerate(run.get("eval.also", ()))})
+    paths = {key: parse_reference(name)[0] for key, name in named.items() if str(name).startswith(PREFIX)}
     paths.update({key: Path(run[key]).expanduser() for key in LOCAL_INPUT_KEYS
                   if key in run and not run[key].startswith("pocket:") and Path(run[key]).expanduser().exists()})
     return {f"{key}_hash": path_hash(path) for key, path in paths.items() if path.exists()}

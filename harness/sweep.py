@@ -109,7 +109,22 @@ def plan_cells(profile: str, overrides: Sequence[str] = ()) -> list[Cell]:
                     except (HarnessError, UnknownNameError, ValueError) as err:
                         cells += [Cell(method, lang, seed, s, run=fallback_run(cell_config, method, lang, seed, s),
                                        error=f"planning failed: {err}") for s in wanted]
-    return cells
+    return distinct(cells)
+
+
+def distinct(cells: list[Cell]) -> list[Cell]:
+    """The first cell of each run config: variants that differ only in training keys (an objective) share
+    their zero-shot run, which must run once, not once per variant (and never twice at the same time)."""
+    from harness.runs import run_id
+
+    seen: set[str] = set()
+    out = []
+    for cell in cells:
+        key = run_id(cell.run) if cell.run is not None else cell.label
+        if key not in seen:
+            seen.add(key)
+            out.append(cell)
+    return out
 
 
 EXCLUDE_FIELDS = ("method", "lang", "seed", "setting")

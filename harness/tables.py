@@ -22,7 +22,7 @@ from harness.util import read_json
 SETTING_ORDER = {"zero-shot": 0, "fine-tuned": 1}
 # Config keys that never make two records different systems (they are the grid, or do not change results).
 NOT_VARIANTS = {"method", "method_params", "lang", "seed", "setting", "dataset", "train_dataset", "device",
-                "encode.batch_size", "train.eval_dataset"}
+                "encode.batch_size", "train.eval_dataset", "eval.also"}
 REFERENCE_METHODS = ("eval", "bm25", "dense-bridge")
 MARK, WORSE_MARK = "†", "↓"  # significantly better / worse than the baseline
 
@@ -82,11 +82,23 @@ def load_records(runs_dir: Path | str, profile: str | None = None) -> Records:
                 continue
             files = record["files"]
             per_query = read_per_query(path.parent / files["per_query"])
-            out.entries.append(Entry(record, _optional_json(path.parent, files, "config"), per_query,
-                                     _optional_json(path.parent, files, "env")))
+            config, env = _optional_json(path.parent, files, "config"), _optional_json(path.parent, files, "env")
+            out.entries.append(Entry(record, config, per_query, env))
+            out.entries += also_entries(path.parent, record, config, env)
         except (OSError, ValueError, KeyError, TypeError) as err:
             out.problems.append(f"unreadable record {path.parent.name}: {type(err).__name__}: {err}")
     return out
+
+
+def also_entries(folder: Path, record: dict[str, Any], config: dict[str, Any], env: dict[str, Any]) -> list[Entry]:
+    """The same run on each collection of its ``eval.also`` (``pipeline.evaluate_also``): one entry per
+    collection, in that collection's column; the curve stays with the run's own collection."""
+    entries = []
+    for name, also in (record.get("also") or {}).items():
+        other = {k: v for k, v in record.items() if k not in ("also", "curve", "steps_to_95")}
+        other.update(dataset=name, metrics=also["metrics"], files=also["files"], counts=also.get("counts", {}))
+        entries.append(Entry(other, config, read_per_query(folder / also["files"]["per_query"]), env))
+    return entries
 
 
 def _optional_json(folder: Path, files: dict[str, str], key: str) -> dict[str, Any]:

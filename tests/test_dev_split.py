@@ -202,3 +202,20 @@ def test_a_new_build_keeps_the_newest_older_builds_for_other_checkouts(tmp_path)
         os.utime(path, (1000 + i, 1000 + i))
     base._remove_stale_builds(builds[0])  # the current build is kept whatever its age
     assert sorted(p.name for p in tmp_path.iterdir()) == ["key0", "key3", "key4"][:base.KEPT_BUILDS]
+
+
+def test_the_low_resource_slice_is_the_same_pairs_for_a_seed_and_left_out_of_ids_when_whole() -> None:
+    from harness.config import load_config, run_config
+    from harness.pipeline import pairs_slice
+
+    pairs = [(f"q{i}", f"p{i}") for i in range(200)]
+    tenth = pairs_slice(pairs, 0.1, seed=1)
+    assert len(tenth) == 20 and tenth == pairs_slice(pairs, 0.1, seed=1) and tenth != pairs_slice(pairs, 0.1, seed=2)
+    assert tenth == sorted(tenth, key=pairs.index) and pairs_slice(pairs, 1.0, seed=1) is pairs
+    assert len(pairs_slice(pairs[:3], 0.01, seed=0)) == 1  # never empty
+
+    def config(*overrides: str) -> dict:
+        return run_config(load_config("pocket", list(overrides)), method="random", method_params={}, lang="ko",
+                          seed=0, setting="fine-tuned")
+
+    assert "train.pairs_fraction" not in config() and config("train.pairs_fraction=0.1")["train.pairs_fraction"] == 0.1

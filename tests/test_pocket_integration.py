@@ -108,3 +108,24 @@ def test_curve_points_use_train_eval_dataset_and_the_record_the_run_dataset(tmp_
     assert config["train.eval_dataset"] == "gnome-help-ja"
     assert moved["metrics"] == same["metrics"]  # same training, same final evaluation on gnome-help-ko
     assert moved["curve"][-1]["ndcg@10"] != pytest.approx(same["curve"][-1]["ndcg@10"])
+
+
+def test_eval_also_scores_the_same_model_on_more_collections_each_its_own_column(tmp_path):
+    """eval.also: the final model on more collections, recorded in the run folder; each matches a run made
+    on that collection alone, and is a leaderboard column of its own."""
+    from harness.tables import load_records
+
+    runs = tmp_path / "runs"
+    base = ("run", "--method", "overlap", "--lang", "ko", "--setting", "zero-shot", "--no-save-model")
+    harness(*base, "--runs-dir", str(runs), "--set", "eval.also=['gnome-help-{lang}-x-en', gnome-help-en, 'gnome-help-{lang}']")
+    record = only_result(runs)
+    assert sorted(record["also"]) == ["gnome-help-en", "gnome-help-ko", "gnome-help-ko-x-en"]
+    assert record["also"]["gnome-help-ko"]["metrics"] == record["metrics"]  # the run's own collection again
+    for also in record["also"].values():
+        assert all((runs / record["run_id"] / path).stat().st_size > 0 for path in also["files"].values())
+    alone = tmp_path / "alone"
+    harness(*base, "--runs-dir", str(alone), "--set", "dataset=gnome-help-en")
+    assert only_result(alone)["metrics"] == record["also"]["gnome-help-en"]["metrics"]
+    entries = load_records(runs).entries
+    assert sorted(e.column.dataset for e in entries) == ["gnome-help-en", "gnome-help-ko", "gnome-help-ko",
+                                                         "gnome-help-ko-x-en"]

@@ -59,6 +59,18 @@ def test_config_key_variants_change_the_run_config(write_profile):
     assert use["method"] == "sembridge" and "bridge_model" not in use["method_params"]
 
 
+def test_objective_variants_share_one_zero_shot_cell(write_profile):
+    profile = write_profile(PROFILE.replace('"mean(copy_overlap=nope)"', '"sembridge(train.objective=clear)"')
+                            .replace("settings: [zero-shot]", "settings: [zero-shot, fine-tuned]"), "tiny-ablations")
+    cells = plan_cells(profile)
+    clear = [c for c in cells if c.method == "sembridge(train.objective=clear)"]
+    assert [c.setting for c in clear] == ["fine-tuned"]  # its zero-shot run is plain sembridge's
+    assert clear[0].run["train.objective"] == "clear"
+    from harness.runs import run_id
+
+    assert len({run_id(c.run) for c in cells}) == len(cells)
+
+
 def test_a_method_that_fails_to_load_stops_the_sweep_before_any_cell(write_profile, monkeypatch, tmp_path):
     from harness import method_specs
 
