@@ -409,7 +409,9 @@ def tune_cmd(config: str, runs_dir: str, out_dir: str, name: str | None, overrid
 @click.option("--name", default="pocket", show_default=True, help="output file stem")
 @click.option("--profile", default=None, help="only records of this profile")
 @click.option("--metric", default="ndcg@10", show_default=True, help="metric of the main table")
-@click.option("--baseline", default="random", show_default=True, help="method the others are tested against")
+@click.option("--baseline", default="random", show_default=True,
+              help="method the others are tested against; or KEY=VALUE: each row against its own method's row "
+                   "with that value (e.g. train.objective=splade)")
 @click.option("--test", type=click.Choice(["randomization", "t-test"]), default="randomization", show_default=True)
 @click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True)
 @click.option("--grid", default=None, metavar="CONFIG",

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from harness.evaluate import DEFAULT_METRICS
 from harness.tables import (FRACTIONS, MARK, SETTING_ORDER, WORSE_MARK, Cell, Column, Entry, Records, Table,
-                            add_significance, assign_labels, build_table, convergence, curve_groups, load_records,
+                            add_significance, assign_labels, build_table, convergence, curve_groups, entry_has, load_records,
                             mean_curve, row_average, settings_of)
 from harness.util import write_text_atomic
 
@@ -88,7 +88,7 @@ def row_cells(table: Table, row: str, render: Any) -> list[str]:
         for column in (c for c in table.columns if c.setting == setting):
             cell = table.cells.get((row, column))
             is_best = row not in table.references and fmt(cell.mean) == best[column] if cell else False
-            out.append(DASH if cell is None else render(cell, is_best, row == table.baseline))
+            out.append(DASH if cell is None else render(cell, is_best, table.is_baseline(row)))
         out.append(fmt(row_average(table, row, setting)))
     return out
 
@@ -105,10 +105,11 @@ def md_cell(cell: Cell, best: bool, is_baseline: bool) -> str:
 def caption(table: Table, test: str, correction: str) -> str:
     seeds = ("mean ± sd over seeds (sd only with two or more seeds, and not for a method that draws nothing "
              "at random when its seeds agree)")
-    if table.baseline is None:
+    against = (f"the {table.baseline_where} row of the same method" if table.baseline_where else table.baseline)
+    if against is None:
         sig = f"no significance tests (baseline method '{table.baseline_method}' has no single row in this table)"
     else:
-        sig = (f"{MARK} / {WORSE_MARK}: significantly better / worse than {table.baseline}, adjusted p < 0.05 "
+        sig = (f"{MARK} / {WORSE_MARK}: significantly better / worse than {against}, adjusted p < 0.05 "
                f"({TEST_NAMES.get(test, test)} on per-query "
                f"scores averaged over seeds, {CORRECTION_NAMES.get(correction, correction)} correction over "
                f"the {table.n_comparisons} comparisons in this table)")
@@ -504,6 +505,13 @@ def check_options(entries: list[Entry], metric: str, baseline: str, require_base
     if metric not in recorded:
         raise HarnessError(f"metric '{metric}' is in no record{_did_you_mean(metric, recorded)}; recorded metrics: "
                            f"{', '.join(recorded)} (--metric)")
+    if "=" in baseline:  # KEY=VALUE: each method's own row with that value
+        if not any(entry_has(e, baseline) for e in entries):
+            message = f"baseline '{baseline}': no record has that value"
+            if require_baseline:
+                raise HarnessError(f"{message} (--baseline)")
+            warn(f"{message}: no significance tests")
+        return
     methods = sorted({e.record["method"] for e in entries})
     if baseline not in methods:
         message = (f"baseline method '{baseline}' has no records{_did_you_mean(baseline, methods)}; "

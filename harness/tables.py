@@ -195,9 +195,30 @@ class Table:
     n_comparisons: int = 0
     controls: frozenset[str] = frozenset()  # languages shown last and left out of the averages
     references: frozenset[str] = frozenset()  # rows of reference systems (one deterministic run each)
+    # a baseline given as KEY=VALUE: each row is tested against the row of its own method whose records
+    # have that value (e.g. train.objective=splade: every objective against splade at the same initialization)
+    baseline_where: str = ""
+    base_of: dict[str, str] = field(default_factory=dict)  # row -> its method's base label
+    where_rows: frozenset[str] = frozenset()  # the rows whose records match baseline_where
 
     def is_control(self, column: Column) -> bool:
         return column.lang in self.controls
+
+    def is_baseline(self, row: str) -> bool:
+        return row == self.baseline or row in self.where_rows
+
+    def comparisons(self, column: Column) -> list[tuple[str, list[str]]]:
+        """(baseline row, rows tested against it) in ``column``."""
+        present = [row for row in self.rows if (row, column) in self.cells]
+        if not self.baseline_where:
+            return [(self.baseline, [r for r in present if r != self.baseline])] if self.baseline in present else []
+        out = []
+        for base in dict.fromkeys(self.base_of[r] for r in present):
+            group = [r for r in present if self.base_of[r] == base and r not in self.references]
+            baselines = [r for r in group if r in self.where_rows]
+            if len(baselines) == 1:  # none or several: no test for this method here
+                out.append((baselines[0], [r for r in group if r != baselines[0]]))
+        return [(b, rows) for b, rows in out if rows]
 
 
 def build_table(entries: list[Entry], metric: str, baseline_method: str,
@@ -223,6 +244,11 @@ def build_table(entries: list[Entry], metric: str, baseline_method: str,
     rows = sorted({r for r, _ in cells}, key=lambda r: (r in references, r))  # methods first, then references
     controls = frozenset(controls)
     columns = sorted({c for _, c in cells}, key=lambda c: (c.sort_key()[:2], c.lang in controls, c.sort_key()))
+    if "=" in baseline_method:
+        return Table(metric, rows, columns, cells, None, baseline_method, controls=controls,
+                     references=frozenset(references), baseline_where=baseline_method,
+                     base_of={e.label: base_label(e.record) for e in entries},
+                     where_rows=matching_rows(entries, baseline_method)), notes
     baselines = sorted({e.label for e in entries if e.record["method"] == baseline_method})
     # several variants of the baseline method: the one without a variant suffix (its defaults) is the baseline
     baseline = baseline_method if baseline_method in baselines else (baselines[0] if len(baselines) == 1 else None)
@@ -230,22 +256,37 @@ def build_table(entries: list[Entry], metric: str, baseline_method: str,
                  references=frozenset(references)), notes
 
 
+def matching_rows(entries: list[Entry], where: str) -> frozenset[str]:
+    """Rows whose every record has ``key=value`` (a config key, read at its legacy value when left out
+    of the id, or a method parameter)."""
+    by_row: dict[str, list[bool]] = defaultdict(list)
+    for entry in entries:
+        by_row[entry.label].append(entry_has(entry, where))
+    return frozenset(row for row, flags in by_row.items() if all(flags))
+
+
+def entry_has(entry: Entry, where: str) -> bool:
+    """Whether the record has ``KEY=VALUE`` (the value read as YAML, as ``--set`` reads it)."""
+    from harness.config import LEGACY_VALUES, parse_override
+
+    key, value = parse_override(where)
+    params = entry.record.get("method_params", {})
+    return (params[key] if key in params else entry.config.get(key, LEGACY_VALUES.get(key))) == value
+
+
 def add_significance(table: Table, *, test: str, correction: str, n_resamples: int, seed: int) -> None:
     """Each row against the baseline in every column (``stats.compare``); one correction over the whole table."""
-    if table.baseline is None:
-        return
     tested = []
     for column in table.columns:
-        if (table.baseline, column) not in table.cells:
-            continue
-        cells = {row: table.cells[(row, column)] for row in table.rows if (row, column) in table.cells}
-        systems = {row: cell.per_query for row, cell in cells.items()}
-        for comparison in compare(systems, baseline=table.baseline, test=test, correction="none",
-                                  n_resamples=n_resamples, seed=seed):
-            cell = cells[comparison.system]
-            cell.diff = comparison.diff if comparison.n_queries else None
-            cell.p = comparison.p
-            tested.append(cell)
+        for baseline, rows in table.comparisons(column):
+            cells = {row: table.cells[(row, column)] for row in [baseline, *rows]}
+            systems = {row: cell.per_query for row, cell in cells.items()}
+            for comparison in compare(systems, baseline=baseline, test=test, correction="none",
+                                      n_resamples=n_resamples, seed=seed):
+                cell = cells[comparison.system]
+                cell.diff = comparison.diff if comparison.n_queries else None
+                cell.p = comparison.p
+                tested.append(cell)
     for cell, p_adj in zip(tested, adjust([c.p for c in tested], correction)):
         cell.p_adjusted = p_adj
     table.n_comparisons = len(tested)

@@ -14,6 +14,8 @@ from harness.config import load_config, run_config
 from harness.evaluate import read_trec_run, write_per_query
 from harness.report import build_leaderboard
 from harness.runs import RunDir, RunRecord
+from harness.tables import MARK
+from harness.util import HarnessError
 from tests.conftest import write_beir
 
 N_QUERIES = 40
@@ -206,6 +208,33 @@ def test_method_variants_get_their_own_rows(tmp_path):
     build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=200)
     _, rows = md_table_rows((tmp_path / "out" / "lb.md").read_text(), "nDCG@10")
     assert list(rows) == ["random", "sembridge (alpha=2)", "sembridge (alpha=4)"]
+
+
+def test_a_key_value_baseline_tests_each_objective_against_splade_of_the_same_method(tmp_path):
+    """--baseline train.objective=splade: clear is tested against splade at the same initialization,
+    never against the other method's splade; zero-shot (no training keys) has no such row, so no test."""
+    runs_dir = tmp_path / "runs"
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.1, 0.5, size=40)
+    config = load_config("pocket")
+    scores = {("random", "splade"): base, ("random", "clear"): base + 0.3, ("sembridge", "splade"): base + 0.3,
+              ("sembridge", "clear"): base + 0.3 + rng.normal(0, 0.01, size=40)}
+    for (method, objective), values in scores.items():
+        for seed in (0, 1):
+            run = run_config(config, method=method, method_params={}, lang="ko", seed=seed, setting="fine-tuned")
+            write_run_config(runs_dir, {**run, "train.objective": objective}, np.clip(values, 0, 1))
+        write_run(runs_dir, method, "ko", "zero-shot", 0, rng.uniform(size=40))
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=500,
+                      baseline="train.objective=splade")
+    md = (tmp_path / "out" / "lb.md").read_text()
+    headers, rows = md_table_rows(md, "nDCG@10")
+    ft = headers.index("ko FT")
+    assert rows["random (train.objective=clear)"][ft - 1].endswith(MARK)  # +0.3 over random's splade
+    assert not rows["sembridge (train.objective=clear)"][ft - 1].endswith(MARK)  # = sembridge's splade
+    assert "than the train.objective=splade row of the same method" in md and "2 comparisons" in md
+    with pytest.raises(HarnessError, match="no record has that value"):
+        build_leaderboard(runs_dir, tmp_path / "bad", name="lb", metrics=("ndcg@10",), n_resamples=50,
+                          baseline="train.objective=splat", require_baseline=True)
 
 
 def test_control_language_goes_last_and_stays_out_of_the_average(tmp_path):
