@@ -134,7 +134,7 @@ def assign_labels(entries: list[Entry]) -> None:
     for entry in entries:
         groups[base_label(entry.record)].append(entry)
     for base, members in groups.items():
-        idents = [identity(e) for e in members]
+        idents = [full_identity(e) for e in members]  # a key left out of one id at its legacy value still varies
         keys = sorted({k for i in idents for k in i})
         # a method parameter some records lack (left out at its default) varies too; a config key only
         # some records have (training keys of fine-tuned runs) does not
@@ -195,30 +195,28 @@ class Table:
     n_comparisons: int = 0
     controls: frozenset[str] = frozenset()  # languages shown last and left out of the averages
     references: frozenset[str] = frozenset()  # rows of reference systems (one deterministic run each)
-    # a baseline given as KEY=VALUE: each row is tested against the row of its own method whose records
-    # have that value (e.g. train.objective=splade: every objective against splade at the same initialization)
+    # a baseline given as KEY=VALUE: each row is tested against the same system with that value (e.g.
+    # train.objective=splade: every objective against splade with the same initialization and data)
     baseline_where: str = ""
-    base_of: dict[str, str] = field(default_factory=dict)  # row -> its method's base label
-    where_rows: frozenset[str] = frozenset()  # the rows whose records match baseline_where
+    baseline_of: dict[tuple[str, Column], str] = field(default_factory=dict)  # (row, column) -> its baseline row
 
     def is_control(self, column: Column) -> bool:
         return column.lang in self.controls
 
     def is_baseline(self, row: str) -> bool:
-        return row == self.baseline or row in self.where_rows
+        return row == self.baseline or row in self.baseline_of.values()
 
     def comparisons(self, column: Column) -> list[tuple[str, list[str]]]:
         """(baseline row, rows tested against it) in ``column``."""
         present = [row for row in self.rows if (row, column) in self.cells]
         if not self.baseline_where:
             return [(self.baseline, [r for r in present if r != self.baseline])] if self.baseline in present else []
-        out = []
-        for base in dict.fromkeys(self.base_of[r] for r in present):
-            group = [r for r in present if self.base_of[r] == base and r not in self.references]
-            baselines = [r for r in group if r in self.where_rows]
-            if len(baselines) == 1:  # none or several: no test for this method here
-                out.append((baselines[0], [r for r in group if r != baselines[0]]))
-        return [(b, rows) for b, rows in out if rows]
+        groups: dict[str, list[str]] = defaultdict(list)
+        for row in present:
+            baseline = self.baseline_of.get((row, column))
+            if baseline in present:
+                groups[baseline].append(row)
+        return list(groups.items())
 
 
 def build_table(entries: list[Entry], metric: str, baseline_method: str,
@@ -247,8 +245,7 @@ def build_table(entries: list[Entry], metric: str, baseline_method: str,
     if "=" in baseline_method:
         return Table(metric, rows, columns, cells, None, baseline_method, controls=controls,
                      references=frozenset(references), baseline_where=baseline_method,
-                     base_of={e.label: base_label(e.record) for e in entries},
-                     where_rows=matching_rows(entries, baseline_method)), notes
+                     baseline_of=same_system_with(entries, baseline_method)), notes
     baselines = sorted({e.label for e in entries if e.record["method"] == baseline_method})
     # several variants of the baseline method: the one without a variant suffix (its defaults) is the baseline
     baseline = baseline_method if baseline_method in baselines else (baselines[0] if len(baselines) == 1 else None)
@@ -256,13 +253,31 @@ def build_table(entries: list[Entry], metric: str, baseline_method: str,
                  references=frozenset(references)), notes
 
 
-def matching_rows(entries: list[Entry], where: str) -> frozenset[str]:
-    """Rows whose every record has ``key=value`` (a config key, read at its legacy value when left out
-    of the id, or a method parameter)."""
-    by_row: dict[str, list[bool]] = defaultdict(list)
+def same_system_with(entries: list[Entry], where: str) -> dict[tuple[str, Column], str]:
+    """{(row, column): the row of the same method, in that column, whose records are the same system but
+    with ``KEY=VALUE``} for the rows without that value; rows without such a partner are not tested."""
+    from harness.config import parse_override
+
+    key = parse_override(where)[0]
+    rest: dict[tuple[str, Column], tuple] = {}
+    matches: dict[tuple[str, Column], bool] = {}
     for entry in entries:
-        by_row[entry.label].append(entry_has(entry, where))
-    return frozenset(row for row, flags in by_row.items() if all(flags))
+        ident = {k: v for k, v in full_identity(entry).items() if k != key}
+        cell = (entry.label, entry.column)
+        rest.setdefault(cell, (base_label(entry.record), entry.column, tuple(sorted(ident.items()))))
+        matches[cell] = matches.get(cell, True) and entry_has(entry, where)
+    baseline_of_system = {rest[cell]: cell[0] for cell, ok in matches.items() if ok}
+    return {cell: baseline_of_system[rest[cell]] for cell, ok in matches.items()
+            if not ok and rest[cell] in baseline_of_system}
+
+
+def full_identity(entry: Entry) -> dict[str, str]:
+    """``identity`` with the keys left out of run ids at their legacy values read back (LEGACY_VALUES)."""
+    from harness.config import LEGACY_VALUES
+
+    setting_keys = {k for k in LEGACY_VALUES if not k.startswith("train.") or entry.record["setting"] == "fine-tuned"}
+    legacy = {k: _short(LEGACY_VALUES[k]) for k in setting_keys if k not in NOT_VARIANTS}
+    return {**legacy, **identity(entry)}
 
 
 def entry_has(entry: Entry, where: str) -> bool:

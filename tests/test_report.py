@@ -232,6 +232,16 @@ def test_a_key_value_baseline_tests_each_objective_against_splade_of_the_same_me
     assert rows["random (train.objective=clear)"][ft - 1].endswith(MARK)  # +0.3 over random's splade
     assert not rows["sembridge (train.objective=clear)"][ft - 1].endswith(MARK)  # = sembridge's splade
     assert "than the train.objective=splade row of the same method" in md and "2 comparisons" in md
+    # the low-resource slice (a key left out of the other ids) is its own system, tested against its own splade
+    for objective, shift in (("splade", 0.0), ("clear", 0.3)):
+        run = run_config(config, method="random", method_params={}, lang="ko", seed=0, setting="fine-tuned")
+        write_run_config(runs_dir, {**run, "train.objective": objective, "train.pairs_fraction": 0.1},
+                         np.clip(base - 0.05 + shift, 0, 1))
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=500,
+                      baseline="train.objective=splade")
+    md = (tmp_path / "out" / "lb.md").read_text()
+    _, rows = md_table_rows(md, "nDCG@10")
+    assert "random (train.objective=clear, train.pairs_fraction=0.1)" in rows and "3 comparisons" in md
     with pytest.raises(HarnessError, match="no record has that value"):
         build_leaderboard(runs_dir, tmp_path / "bad", name="lb", metrics=("ndcg@10",), n_resamples=50,
                           baseline="train.objective=splat", require_baseline=True)
