@@ -9,7 +9,7 @@ correction (Holm by default) over all comparisons of the table. The renderers ar
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -144,9 +144,20 @@ def assign_labels(entries: list[Entry]) -> None:
             by_column[entry.column].append(ident)
         varying = [k for k in keys if any(len({i.get(k) for i in col} if k in params else
                                               {i[k] for i in col if k in i}) > 1 for col in by_column.values())]
+        usual = {k: usual_value([i.get(k) for i in idents]) for k in varying}
         for entry, ident in zip(members, idents):
-            parts = [f"{k}={ident[k]}" for k in varying if k in ident]
+            # the method's usual value (its default in an ablation grid) goes unsaid: "sembridge" stays the default
+            parts = [f"{k}={ident[k]}" for k in varying if k in ident and ident[k] != usual[k]]
             entry.label = f"{base} ({', '.join(parts)})" if parts else base
+
+
+def usual_value(values: list[Any]) -> Any:
+    """The value most records of a method hold (None, "absent", counts too); a tie has none (a sentinel)."""
+    counts = Counter(values).most_common(2)
+    return counts[0][0] if len(counts) == 1 or counts[0][1] > counts[1][1] else _NO_USUAL_VALUE
+
+
+_NO_USUAL_VALUE = object()
 
 
 # --------------------------------------------------------------------------------------------

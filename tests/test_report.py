@@ -210,6 +210,26 @@ def test_method_variants_get_their_own_rows(tmp_path):
     assert list(rows) == ["random", "sembridge (alpha=2)", "sembridge (alpha=4)"]
 
 
+def test_an_ablation_grid_keeps_the_default_row_plain_and_tests_variants_against_it(tmp_path):
+    """Variants name only what they change: the default (the usual value of every key) stays "sembridge",
+    the baseline of the tests; a config-key variant (another bridge) is a row of its own."""
+    runs_dir = tmp_path / "runs"
+    rng = np.random.default_rng(4)
+    config = load_config("pocket")
+    variants = [({"alpha": 4.0}, {}), ({"alpha": 2.0}, {}), ({"alpha": 8.0}, {}), ({"alpha": 4.0, "bias": "stale"}, {}),
+                ({"alpha": 4.0}, {"bridge_model": "pocket:muse-v3"})]
+    for params, keys in variants:
+        run = run_config(config, method="sembridge", method_params=params, lang="ko", seed=0, setting="zero-shot")
+        write_run_config(runs_dir, {**run, **keys}, rng.uniform(size=30))
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=200,
+                      baseline="sembridge")
+    md = (tmp_path / "out" / "lb.md").read_text()
+    _, rows = md_table_rows(md, "nDCG@10")
+    assert sorted(rows) == ["sembridge", "sembridge (alpha=2)", "sembridge (alpha=8)", "sembridge (bias=stale)",
+                            "sembridge (bridge_model=pocket:muse-v3)"]
+    assert "than sembridge, adjusted" in md and "4 comparisons" in md
+
+
 def test_a_key_value_baseline_tests_each_objective_against_splade_of_the_same_method(tmp_path):
     """--baseline train.objective=splade: clear is tested against splade at the same initialization,
     never against the other method's splade; zero-shot (no training keys) has no such row, so no test."""
