@@ -23,7 +23,7 @@ DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset")  # names with 
 # results (training_text) has a legacy value other than its default, and so moves the ids of new runs.
 LEGACY_VALUES: dict[str, Any] = {"train.eval_dataset": None, "train.schedule": None, "train.warmup_steps": None,
                                  "tokenizer.recipe": None, "dataset_lang": None, "training_text": "all-pages",
-                                 "vocab_mode": "replace"}
+                                 "vocab_mode": "replace", "eval.backend": "exact"}
 # may be a {lang: value} mapping in a profile ("*": the other languages), resolved per run
 PER_LANGUAGE_KEYS = ("tokenizer.recipe", "dataset")
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models", "exclude",  # describe a sweep, not a run
@@ -96,6 +96,9 @@ BASE_SCHEMA: dict[str, Key] = {
     "encode.max_active_dims": Key(int, None, "keep only the top-k dimensions of each vector (a fresh model can be dense)", True, range=COUNT),
     "eval.metrics": Key(list, ["ndcg@10", "recall@100", "mrr@10"], "ranx metric names"),
     "eval.top_k": Key(int, 100, "documents retrieved per query", range=COUNT),
+    "eval.backend": Key(str, "exact", "search over the sparse vectors: exact (dot products), lucene-impact (a "
+                        "Lucene impact index of the weights quantized x100) or seismic (approximate)",
+                        choices=("exact", "lucene-impact", "seismic")),
     "train.objective": Key(str, "splade", "training objective (see `harness objectives`)"),
     "train.steps": Key(int, 150, "optimisation steps (pocket: ~1 step/s on 2 CPU cores with splade-tiny)", range=COUNT),
     "train.batch_size": Key(int, 8, "pairs per (global) batch; each adds its hard negatives", range=COUNT),
