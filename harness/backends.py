@@ -7,7 +7,9 @@
 - ``seismic``: Seismic (PyPI ``pyseismic-lsr``; Bruch et al., SIGIR 2024), approximate search that
   prunes posting lists into blocks with summaries and skips blocks; its knobs are ``SEISMIC_BUILD`` and
   ``SEISMIC_SEARCH`` below (seismic's own defaults for MS MARCO scale). Its index build clusters
-  with random k-means, so reruns may differ slightly. Needs the ``scale`` extra.
+  with random k-means and documents no seed; three builds of the same vectors ranked identically in
+  a check here (with aggressive pruning, where a different clustering would show). Needs the
+  ``scale`` extra.
 
 Every backend returns ``{qid: {docid: score}}`` in rank order (score desc, then doc id asc), every query
 present, plus a dict of information about the engine and its seconds.
