@@ -131,9 +131,9 @@ class RayBackend:
                                f"init_num_cpus, not {', '.join(sorted(options))}")
         self.started = not ray.is_initialized()
         if self.started:
-            kwargs = {"address": address} if address else {"num_cpus": init_cpus}
-            ray.init(**kwargs, runtime_env={"env_vars": _worker_env()}, log_to_driver=False,
-                     include_dashboard=False)
+            kwargs = {"address": address} if address else {"num_cpus": init_cpus,  # a local Ray: this checkout
+                                                            "runtime_env": {"env_vars": _worker_env()}}
+            ray.init(**kwargs, log_to_driver=False, include_dashboard=False)
         self.ray, self.runs_dir, self.save_model, self.threads = ray, runs_dir, save_model, max(1, int(cpus))
         self.task = ray.remote(max_retries=0, num_cpus=cpus, num_gpus=gpus)(remote_cell)
         self.name = f"ray ({address or 'local'})"
@@ -158,6 +158,13 @@ class RayBackend:
 
 
 BACKENDS = {"submitit": SubmititBackend, "ray": RayBackend}
+MODULES = {"submitit": "submitit", "ray": "ray"}
+
+
+def check_installed(launcher: str) -> None:
+    """Before planning: a launcher whose package is missing stops the sweep at once, in one line."""
+    if launcher in MODULES:
+        require(MODULES[launcher], launcher)
 
 
 def _shared_cores(in_flight: int | None) -> int:

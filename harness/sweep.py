@@ -184,13 +184,14 @@ def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers:
 
 
 def _check_launcher(launcher: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    from harness.launchers import LAUNCHERS
+    from harness.launchers import LAUNCHERS, check_installed
 
     if launcher not in LAUNCHERS:
         raise HarnessError(f"unknown launcher '{launcher}'; launchers: {', '.join(LAUNCHERS)}")
     if launcher == "local" and options:
         raise HarnessError(f"--launcher-opt {', '.join(sorted(options))}: the local launcher takes no options "
                            f"(--workers sets its processes)")
+    check_installed(launcher)
     return dict(options or {})
 
 
