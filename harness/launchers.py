@@ -111,6 +111,15 @@ class SubmititBackend:
     def outcome(self, handle: Any) -> Outcome:
         return handle.result()
 
+    def failure(self, handle: Any, err: Exception) -> str:
+        """One line: the job's exception, or that it died without a result; then where its log is."""
+        if type(err).__name__ == "UncompletedJobError":
+            cause = "the process ended without a result (killed, e.g. out of memory, or timed out)"
+        else:  # FailedJobError: the trace sits between two dashed lines; its last line is the exception
+            trace = str(err).split("-" * 22)
+            cause = _last_line(trace[1] if len(trace) > 2 else str(err)) or type(err).__name__
+        return f"job {handle.job_id} ({handle.state}): {cause}; log: {handle.paths.stderr}"
+
     def cancel(self, handles: list[Any]) -> None:
         for handle in handles:
             handle.cancel(check=False)
@@ -147,6 +156,9 @@ class RayBackend:
 
     def outcome(self, handle: Any) -> Outcome:
         return self.ray.get(handle)
+
+    def failure(self, handle: Any, err: Exception) -> str:
+        return f"{type(err).__name__}: {_last_line(err)}"
 
     def cancel(self, handles: list[Any]) -> None:
         for handle in handles:
@@ -201,7 +213,7 @@ def run_remote(launcher: str, cells: list[Any], runs_dir: str, *, in_flight: int
                 try:
                     outcome = backend.outcome(handle)
                 except Exception as err:  # noqa: BLE001 - the job died without an outcome
-                    message = f"{backend.name} job failed: {type(err).__name__}: {_last_line(err)}"
+                    message = f"{backend.name} job failed: {backend.failure(handle, err)}"
                     folder = RunDir.for_config(runs_dir, cell.run)
                     record_failure(folder, cell.run, message)
                     outcome = (folder.id, "failed", message)
@@ -215,6 +227,6 @@ def run_remote(launcher: str, cells: list[Any], runs_dir: str, *, in_flight: int
         backend.close()
 
 
-def _last_line(err: BaseException) -> str:
+def _last_line(err: BaseException | str) -> str:
     lines = [line for line in str(err).splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""

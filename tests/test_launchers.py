@@ -115,3 +115,40 @@ def test_launcher_options_are_key_value():
     assert parse_options(["timeout_min=60", "partition=gpu"]) == {"timeout_min": 60, "partition": "gpu"}
     with pytest.raises(HarnessError, match="--launcher-opt expects KEY=VALUE, got 'gpu'"):
         parse_options(["gpu"])
+
+
+def cell_whose_process_dies_on_broken(run: dict, runs_dir: str, save_model: bool, threads: int):
+    """Stands in for a job killed outright (out of memory, node lost): no record, no outcome."""
+    import os
+
+    from harness.launchers import remote_cell
+
+    if Path(run["source_model"]).name == "broken":
+        os._exit(3)
+    return remote_cell(run, runs_dir, save_model, threads)
+
+
+@pytest.mark.parametrize("launcher", ["submitit", "ray"])
+def test_a_job_that_dies_is_recorded_failed_by_the_sweep(tmp_path, monkeypatch, launcher):
+    pytest.importorskip(launcher, reason=f"the scale extra ({launcher}) is not installed")
+    import harness.launchers
+
+    # the jobs cannot import this test module: its functions travel by value (Ray has its own cloudpickle)
+    pickler = pytest.importorskip("ray.cloudpickle" if launcher == "ray" else "cloudpickle")
+    pickler.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.setattr(harness.launchers, "remote_cell", cell_whose_process_dies_on_broken)
+    options = {"cluster": "local", "timeout_min": 10} if launcher == "submitit" else {"init_num_cpus": 2}
+    runs = tmp_path / "runs"
+    try:
+        summary = sweep(grid(tmp_path), runs_dir=str(runs), echo=lambda _: None, save_model=False,
+                        launcher=launcher, launcher_options=options)
+    finally:
+        pickler.unregister_pickle_by_value(sys.modules[__name__])
+    assert len(summary.ran) == 2 and len(summary.failed) == 2
+    assert sorted(statuses(runs).values()) == [("failed", "broken")] * 2 + [("ok", "good")] * 2
+    cause = {"submitit": "the process ended without a result (killed, e.g. out of memory, or timed out); log: ",
+             "ray": "The worker died unexpectedly"}[launcher]
+    for failed in summary.failed:
+        assert failed["error"].startswith(f"{launcher} (") and " job failed: " in failed["error"]
+        assert cause in failed["error"], failed["error"]
+        assert read_json(runs / failed["run_id"] / RESULT)["error"] == failed["error"]
