@@ -127,3 +127,21 @@ def test_eval_backend_is_a_run_key_omitted_while_exact(tmp_path):
         assert records[backend]["search"]["backend"] == backend
     rankings = {b: read_trec_run(runs / r["run_id"] / "run.trec") for b, r in records.items()}
     assert {q: set(d) for q, d in rankings["lucene-impact"].items()} == {q: set(d) for q, d in rankings["exact"].items()}
+
+
+def test_a_sweep_cell_searches_with_its_backend(tmp_path):
+    """pipeline.execute (through the sweep) hands eval.backend to the search and records the engine."""
+    from harness.sweep import sweep
+    from harness.util import read_json
+    from tests.test_launchers import grid
+
+    pytest.importorskip("seismic", reason="pyseismic-lsr (the scale extra) is not installed")
+    profile, runs = grid(tmp_path), tmp_path / "runs"
+    summary = sweep(profile, runs_dir=str(runs), overrides=[f"source_models=[{tmp_path / 'good'}]",
+                                                             "eval.backend=seismic"], echo=lambda _: None,
+                    save_model=False)
+    assert summary.total == 2 and len(summary.ran) == 2 and summary.ok
+    for rid in summary.ran:
+        record = read_json(runs / rid / "result.json")
+        assert record["search"]["backend"] == "seismic" and record["search"]["engine"].startswith("seismic")
+        assert read_json(runs / rid / "config.json")["eval.backend"] == "seismic"
