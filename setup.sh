@@ -9,7 +9,7 @@ PY=${PYTHON:-python}
 if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install torch==2.13.0
 fi
-"$PY" -m pip install -e ".[test,segmenters,lucene]"
+"$PY" -m pip install -e ".[test,segmenters,lucene,scale]"
 # Pyserini for its Anserini jar only (Lucene BM25): without its dependencies, which would pull torch and friends
 "$PY" -m pip install --no-deps "pyserini>=1.6,<1.7"
 "$PY" -m pip install --no-deps -r requirements-assets.txt

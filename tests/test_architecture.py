@@ -22,11 +22,11 @@ LAYERS = [
     ["harness.api", "harness.method_specs", "harness.checks", "methods", "methods.*"],        # plan
     ["harness.transplant"],                                                                   # transplant
     ["harness.encoder", "harness.splade_head", "harness.objectives.*", "harness.train"],      # train
-    ["harness.retrieval", "harness.index", "harness.lucene"],                                 # search
+    ["harness.retrieval", "harness.index", "harness.lucene", "harness.backends"],             # search
     ["harness.evaluate"],                                                                     # evaluate
     ["harness.runs", "harness.model_card"],                                                   # record
     ["harness.tables", "harness.report"],                                                     # report
-    ["harness.pipeline", "harness.references", "harness.sweep", "harness.tune", "harness.cli",
+    ["harness.pipeline", "harness.references", "harness.sweep", "harness.launchers", "harness.tune", "harness.cli",
      "harness.__main__"],                                                                     # runners
 ]
 

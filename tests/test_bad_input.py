@@ -165,6 +165,12 @@ CASES = [
     ("metric-cutoff", [*EVAL, "{root}/model", "--set", "eval.metrics=[ndcg@0]"], 2, "write ndcg@K with K >= 1"),
     ("metrics-empty", [*RUN, "--method", "mean", "--set", "eval.metrics=[]"], 2, "must be a non-empty list"),
     ("sweep-metric-typo", ["sweep", "{root}/grid-typo.yaml", "--runs-dir", "{runs}"], 2, "did you mean 'ndcg@10'"),
+    ("backend-typo", [*EVAL, "{root}/model", "--set", "eval.backend=faiss"], 2,
+     "config key 'eval.backend' must be one of 'exact', 'lucene-impact', 'seismic', got 'faiss'"),
+    ("sweep-launcher-opt", ["sweep", "{root}/grid.yaml", "--runs-dir", "{runs}", "--launcher", "ray",
+                            "--launcher-opt", "gpu"], 2, "--launcher-opt expects KEY=VALUE, got 'gpu'"),
+    ("sweep-launcher-typo", ["sweep", "{root}/grid.yaml", "--runs-dir", "{runs}", "--launcher", "slurm"], 2,
+     "Invalid value for '--launcher'"),
     # 4. a profile that is a YAML list
     ("profile-list", [*RUN, "--method", "mean", "--profile", "{root}/list.yaml"], 2,
      "a profile is a mapping of config keys (key: value lines), not a YAML list"),
