@@ -255,10 +255,13 @@ def collate(ids: list[list[int]], pad: int, fill: int | None = None) -> tuple["t
 def train_model(model: Any, docs: list, queries: list, settings: TeacherSettings, pad: int,
                 progress: bool = True) -> list[float]:
     """Cross-entropy training of ``model`` in place; returns the loss of every step."""
+    import warnings
+
     import torch
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
+    warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way")  # EncoderDecoderModel's, each call
     torch.manual_seed(settings.seed)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
