@@ -326,3 +326,13 @@ def test_teacher_cli_trains_and_evaluates_a_short_real_teacher(tmp_path: Path, m
     assert record["metrics"]["bm25"]["recall@100"] == record["metrics"]["teacher_rerank"]["recall@100"]
     assert len(record["samples"]) == 2 and "mrr@10" not in result.output  # -q: nothing but errors
     discard(path)
+
+
+def test_preflight_rejects_the_pocket_teacher_without_training_pairs() -> None:
+    from harness.pipeline import check_pocket_teacher
+    from harness.util import HarnessError
+
+    run = {"train.objective": "qg-distill", "train.teacher": "pocket:query-generator", "lang": "ar"}
+    with pytest.raises(HarnessError, match="train.teacher pocket:query-generator: no LibreOffice help"):
+        check_pocket_teacher([run])
+    check_pocket_teacher([{**run, "lang": "ko"}, {**run, "train.teacher": "/some/dir"}, {**run, "train.objective": "splade"}])
