@@ -36,12 +36,13 @@ training it on demand.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from harness.util import HarnessError, cache_dir, content_hash, read_entry, read_json
+from harness.util import FILE_MODE, HarnessError, cache_dir, content_hash, read_entry, read_json
 
 if TYPE_CHECKING:
     import torch
@@ -349,6 +350,8 @@ def write_teacher(out: Path, inputs: TeacherInputs, progress: bool = True, echo:
     seconds = time.perf_counter() - start
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
+    for path in out.iterdir():
+        os.chmod(path, FILE_MODE)  # safetensors writes owner-only; the cache may be shared
     tail = losses[-100:]
     info = {"key": inputs.key(), "vocab_size": len(kept), "parameters": n_params, "train_seconds": round(seconds, 1),
             "threads": torch.get_num_threads(), "final_loss": sum(tail) / len(tail),

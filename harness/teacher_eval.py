@@ -55,19 +55,21 @@ def score_query(teacher: Any, query: str, states: list["torch.Tensor"]) -> "torc
 
 
 def rerank(teacher: Any, collection: Any, ranking: dict[str, dict[str, float]], progress: bool = True) -> dict:
-    """``ranking``'s candidates of each query, rescored by the teacher."""
+    """``ranking``'s candidates of each query, rescored by the teacher, best first (the harness's runs
+    are ordered dicts: the order is the ranking; ties keep the BM25 order)."""
     from tqdm.auto import tqdm
 
     doc_ids = sorted({d for docs in ranking.values() for d in docs})
     states = dict(zip(doc_ids, encode_passages(teacher, [collection.corpus[d] for d in doc_ids])))
     out = {}
     for qid in tqdm(sorted(ranking), desc="rerank", unit="query", disable=not progress):
-        cands = sorted(ranking[qid])
+        cands = list(ranking[qid])  # BM25's order
         if not cands:  # BM25 found nothing (no query term in the collection)
             out[qid] = {}
             continue
-        scores = score_query(teacher, collection.queries[qid], [states[d] for d in cands])
-        out[qid] = {d: float(s) for d, s in zip(cands, scores)}
+        scores = score_query(teacher, collection.queries[qid], [states[d] for d in cands]).tolist()
+        order = sorted(range(len(cands)), key=lambda i: -scores[i])  # stable: ties keep BM25's order
+        out[qid] = {cands[i]: scores[i] for i in order}
     return out
 
 

@@ -336,3 +336,22 @@ def test_preflight_rejects_the_pocket_teacher_without_training_pairs() -> None:
     with pytest.raises(HarnessError, match="train.teacher pocket:query-generator: no LibreOffice help"):
         check_pocket_teacher([run])
     check_pocket_teacher([{**run, "lang": "ko"}, {**run, "train.teacher": "/some/dir"}, {**run, "train.objective": "splade"}])
+
+
+def test_rerank_orders_each_querys_candidates_by_teacher_score(teacher_dir: Path) -> None:
+    from harness.data.base import Collection
+    from harness.evaluate import evaluate
+    from harness.objectives.qg_distill import Teacher
+    from harness.teacher_eval import rerank
+
+    teacher = Teacher(str(teacher_dir), max_length=32)
+    corpus = {"a": "the capital of france is paris", "b": "서울 는 수도", "c": "the city", "d": "paris"}
+    collection = Collection(name="toy", lang="ko", corpus=corpus, queries={"q": "the city", "r": "서울"},
+                            qrels={"q": {"c": 1}, "r": {"b": 1}}, source="", licence="", train_pairs=None, kind="test")
+    bm25 = {"q": {"a": 3.0, "b": 2.0, "c": 1.0, "d": 0.5}, "r": {"d": 1.0, "b": 0.5}}
+    out = rerank(teacher, collection, bm25, progress=False)
+    for qid, docs in out.items():
+        scores = list(docs.values())
+        assert set(docs) == set(bm25[qid]) and scores == sorted(scores, reverse=True)  # the order is the ranking
+    want = 1 / (list(out["q"]).index("c") + 1)
+    assert evaluate(collection.qrels, out, metrics=["mrr@10"]).per_query["mrr@10"]["q"] == pytest.approx(want)
