@@ -312,9 +312,15 @@ def teacher_settings(overrides: tuple[str, ...]) -> Any:
         if not sep or not name.strip():
             raise HarnessError(f"--set expects name=value, got '{text}'")
         try:
-            values[name.strip()] = yaml.safe_load(raw)
+            value = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise HarnessError(f"--set {name.strip()}: '{raw}' is not a value") from None
+        if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        values[name.strip()] = value
     return settings_from(values)
 
 

@@ -355,3 +355,10 @@ def test_rerank_orders_each_querys_candidates_by_teacher_score(teacher_dir: Path
         assert set(docs) == set(bm25[qid]) and scores == sorted(scores, reverse=True)  # the order is the ranking
     want = 1 / (list(out["q"]).index("c") + 1)
     assert evaluate(collection.qrels, out, metrics=["mrr@10"]).per_query["mrr@10"]["q"] == pytest.approx(want)
+
+
+def test_cli_teacher_settings_read_yaml_values() -> None:
+    from harness.cli import teacher_settings
+
+    settings = teacher_settings(("lr=5e-4", "steps=30", "seed=2"))
+    assert (settings.lr, settings.steps, settings.seed) == (5e-4, 30, 2)
