@@ -25,8 +25,8 @@ length-bucketed batches of 16. Measured on ko (5,884 pairs, 13,486 pieces, 22.9M
 steps (about 3 epochs) took 30 minutes on one thread of a 2-core machine that other jobs kept busy
 (two threads competing with them are slower); the training loss fell from 7.0 to 2.3 and was still
 falling. The learning rate is the dev pick (``harness teacher eval --lang ko``, BM25's top 100
-reranked): 2e-4 gives MRR@10 0.284, 5e-4 0.108 (its decoder ignores the passage and generates one
-query for everything, though its training loss is lower). The teacher is weak: BM25 alone has
+reranked): 2e-4 gives MRR@10 0.284, 1e-4 0.255, 5e-4 0.108 (its decoder ignores the passage and
+generates one query for everything, though its training loss is lower). The teacher is weak: BM25 alone has
 0.470; the headings of these help pages are short and often not inferable from the text.
 
 The result is a directory that ``AutoModelForSeq2SeqLM.from_pretrained`` and
