@@ -292,6 +292,90 @@ def tokenizer_recipes() -> None:
         click.echo(f"{name}: {description}")
 
 
+@main.group("teacher")
+def teacher_group() -> None:
+    """The pocket query generator, the teacher of the qg-distill objective (train.teacher=pocket:query-generator)."""
+
+
+TEACHER_SET_HELP = ("a teacher setting (repeatable): encoder_layers, decoder_layers, steps, batch_size, lr, "
+                    "warmup_steps, weight_decay, doc_max_length, query_max_length, seed")
+
+
+def teacher_settings(overrides: tuple[str, ...]) -> Any:
+    import yaml
+
+    from harness.teacher import settings_from
+
+    values = {}
+    for text in overrides:
+        name, sep, raw = text.partition("=")
+        if not sep or not name.strip():
+            raise HarnessError(f"--set expects name=value, got '{text}'")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise HarnessError(f"--set {name.strip()}: '{raw}' is not a value") from None
+        if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        values[name.strip()] = value
+    return settings_from(values)
+
+
+def set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@teacher_group.command("train")
+@click.option("--lang", required=True, help="language whose LibreOffice help training pairs train it (en, ko, ja, zh, ru)")
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE", help=TEACHER_SET_HELP)
+@click.option("--threads", type=COUNT, default=None, help="torch threads (default: torch's; 1 is faster on a loaded machine)")
+@user_errors
+def teacher_train(lang: str, overrides: tuple[str, ...], threads: int | None) -> None:
+    """Train (or reuse) the language's query generator; prints its cached directory."""
+    from harness.teacher import check_lang, pocket_teacher_dir
+
+    settings = teacher_settings(overrides)
+    check_lang(lang)
+    set_threads(threads)
+    echo = progress_echo()
+    path = pocket_teacher_dir(lang, settings, progress=verbosity() >= 0, echo=echo)
+    click.echo(str(path))
+
+
+@teacher_group.command("eval")
+@click.option("--lang", required=True, help="language of the dev collection libreoffice-help-{lang}-dev")
+@click.option("--teacher", "teacher_ref", default=None, type=click.Path(file_okay=False, exists=True),
+              help="a seq2seq model directory (default: the pocket teacher of --lang, trained if absent)")
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE", help=TEACHER_SET_HELP)
+@click.option("--samples", "n_samples", type=click.IntRange(0, 100), default=5, show_default=True,
+              help="dev passages to generate a query for")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="JSON record (default: beside the teacher)")
+@click.option("--threads", type=COUNT, default=None, help="torch threads (default: torch's)")
+@click.option("--json", "as_json", is_flag=True, help="print the record as JSON on stdout")
+@user_errors
+def teacher_eval(lang: str, teacher_ref: str | None, overrides: tuple[str, ...], n_samples: int, out: str | None,
+                 threads: int | None, as_json: bool) -> None:
+    """MRR@10 of BM25 and of BM25's top 100 reranked by the teacher's log P(q|p), on the dev collection."""
+    import json
+
+    from harness.teacher import check_lang
+    from harness.teacher_eval import evaluate_teacher
+
+    settings = teacher_settings(overrides)
+    check_lang(lang)
+    set_threads(threads)
+    record = evaluate_teacher(lang, teacher_ref=teacher_ref, settings=settings, n_samples=n_samples, out=out,
+                              progress=verbosity() >= 0, echo=progress_echo(as_json))
+    if as_json:
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+
+
 @main.command("inspect")
 @click.option("--method", "method_name", required=True)
 @click.option("--lang", required=True)

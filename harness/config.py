@@ -25,6 +25,10 @@ LEGACY_VALUES: dict[str, Any] = {"train.eval_dataset": None, "train.schedule": N
                                  "tokenizer.recipe": None, "dataset_lang": None, "training_text": "all-pages",
                                  "vocab_mode": "replace", "train.aligned_dataset": "libreoffice-help-{lang}-x-en-train",
                                  "eval.also": [], "train.pairs_fraction": 1.0, "eval.backend": "exact"}
+# Objective keys whose default changed after records existed: (objective, earlier default, new default). A run
+# that trains with another objective ignores the key and records the earlier default, so its id stays.
+RETIRED_DEFAULTS: dict[str, tuple[str, Any, Any]] = {
+    "train.teacher": ("qg-distill", "{cache}/teachers/query-generator", "pocket:query-generator")}
 # may be a {lang: value} mapping in a profile ("*": the other languages), resolved per run
 PER_LANGUAGE_KEYS = ("tokenizer.recipe", "dataset")
 GRID_KEYS = ("languages", "methods", "seeds", "settings", "source_models", "exclude",  # describe a sweep, not a run
@@ -308,6 +312,9 @@ def run_config(config: dict[str, Any], *, method: str, method_params: dict[str, 
     for key, legacy in LEGACY_VALUES.items():
         if key in run and run[key] == legacy:
             del run[key]
+    for key, (objective, earlier, new) in RETIRED_DEFAULTS.items():
+        if run.get(key) == new and run.get("train.objective") != objective:
+            run[key] = earlier
     for key in DATASET_KEYS:
         if key in run:
             run[key] = run[key].replace("{lang}", lang)

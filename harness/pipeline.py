@@ -67,8 +67,23 @@ def check_run_values(runs: list[dict[str, Any]], runs_dir: str | Path | None = N
 
     for backend in dict.fromkeys(run_value(r, "eval.backend") for r in runs):
         backend_preflight(backend)  # its packages (and Java), before any model is adapted
+    check_pocket_teacher(runs)
     if runs_dir is not None:
         check_runs_dir(runs_dir)
+
+
+def check_pocket_teacher(runs: list[dict[str, Any]]) -> None:
+    """qg-distill with the pocket teacher needs LibreOffice help training pairs in the run's language
+    (the teacher itself is trained on demand, offline)."""
+    from harness.teacher import POCKET_TEACHER, check_lang
+
+    for run in runs:
+        if run.get("train.objective") == "qg-distill" and run.get("train.teacher") == POCKET_TEACHER:
+            try:
+                check_lang(run["lang"])
+            except HarnessError as err:
+                raise HarnessError(f"train.teacher {POCKET_TEACHER}: {err}; set train.teacher to a seq2seq "
+                                   f"model directory") from None
 
 
 def check_runs_dir(runs_dir: str | Path) -> None:

@@ -21,12 +21,13 @@ LAYERS = [
      "harness.bridge", "harness.static_vectors"],                                             # assets
     ["harness.api", "harness.method_specs", "harness.checks", "methods", "methods.*"],        # plan
     ["harness.transplant"],                                                                   # transplant
-    ["harness.encoder", "harness.splade_head", "harness.objectives.*", "harness.train"],      # train
+    ["harness.encoder", "harness.splade_head", "harness.objectives.*", "harness.train", "harness.teacher"],  # train
     ["harness.retrieval", "harness.index", "harness.lucene", "harness.backends"],             # search
     ["harness.evaluate"],                                                                     # evaluate
     ["harness.runs", "harness.model_card"],                                                   # record
     ["harness.tables", "harness.report"],                                                     # report
-    ["harness.pipeline", "harness.references", "harness.sweep", "harness.launchers", "harness.tune", "harness.cli",
+    ["harness.pipeline", "harness.references", "harness.teacher_eval", "harness.sweep", "harness.launchers",
+     "harness.tune", "harness.cli",
      "harness.__main__"],                                                                     # runners
 ]
 

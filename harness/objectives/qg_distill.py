@@ -16,12 +16,16 @@ generated query towards the real target-language query of the same passage, agai
 other queries; weight ``train.qg_align_weight``. Teacher scores and generations are computed per
 batch without gradients (deterministic, so resume is exact) — no cache of teacher outputs is kept.
 
-Offline reality: no trained query generator is available from the package registries, so on the
-pocket profile qg-distill runs with whatever teacher ``train.teacher`` names. The default is a local
-directory, ``{cache}/teachers/query-generator`` ({cache} = the harness cache, ``$HARNESS_CACHE`` or
-``~/.cache/harness``): put any seq2seq query generator there (``model.save_pretrained(dir)`` and
-``tokenizer.save_pretrained(dir)``, e.g. a doc2query (m)T5 copied from a machine with hub access).
-When the teacher is missing the objective fails before any training, saying so.
+Offline: no trained query generator is available from the package registries, so the pocket profile
+trains its own. The default ``train.teacher`` is ``pocket:query-generator``: the pocket query generator
+of the run's language (``harness.teacher``: an encoder-decoder warm-started from multilingual-e5-small,
+trained on the language's LibreOffice help training pairs), trained on demand with one log line when it
+is not cached yet (``harness teacher train --lang L`` trains it ahead, ``harness teacher eval --lang L``
+measures it on the dev collection). ``train.teacher`` may also name a local directory (``{cache}`` = the
+harness cache, ``$HARNESS_CACHE`` or ``~/.cache/harness``) holding any seq2seq query generator
+(``model.save_pretrained(dir)`` and ``tokenizer.save_pretrained(dir)``, e.g. a doc2query (m)T5 copied
+from a machine with hub access), or a hub id already in the local Hugging Face cache. When the teacher
+is missing the objective fails before any training, saying so.
 """
 from __future__ import annotations
 
@@ -34,9 +38,11 @@ from harness.util import HarnessError
 if TYPE_CHECKING:
     import torch
 
-TEACHER_HELP = ("qg-distill needs a seq2seq query generator as teacher; none is available offline from the "
-                "package registries. Put one (save_pretrained model + tokenizer) in that directory, or point "
-                "train.teacher at a local directory or a hub id already in the Hugging Face cache")
+TEACHER_HELP = ("qg-distill needs a seq2seq query generator as teacher: use train.teacher=pocket:query-generator "
+                "(trained offline on demand), put one (save_pretrained model + tokenizer) in that directory, or "
+                "point train.teacher at a hub id already in the Hugging Face cache")
+POCKET_TEACHER = "pocket:query-generator"  # = harness.teacher.POCKET_TEACHER
+LEGACY_TEACHER = "{cache}/teachers/query-generator"  # the default before pocket:query-generator (run ids keep it)
 
 
 class QGDistillObjective(Objective):
@@ -47,13 +53,13 @@ class QGDistillObjective(Objective):
                    "+ in-batch contrastive + alignment of generated queries across languages; + FLOPS")
     roles = {"query": "query", "cand": "document", "gen": "query"}
 
-    def setup(self, *, teacher: str = "{cache}/teachers/query-generator",
+    def setup(self, *, teacher: str = POCKET_TEACHER,
               teacher_temperature: Annotated[float, Range(gt=0)] = 1.0, qg_candidates: Annotated[int, Range(ge=1)] = 4,
               qg_prompt: str = "{passage}", qg_languages: list = [],  # noqa: B006
               qg_align_weight: Annotated[float, Range(ge=0)] = 1.0) -> None:
         """
         Parameters:
-            teacher: qg-distill: seq2seq query generator (local directory or cached hub id; {cache} = harness cache)
+            teacher: qg-distill: seq2seq query generator: pocket:query-generator (trained on demand for the run's language), a local directory or a cached hub id ({cache} = harness cache)
             teacher_temperature: qg-distill: temperature of the teacher distribution
             qg_candidates: qg-distill: candidates per query scored by the teacher (positive + mined negatives)
             qg_prompt: qg-distill: teacher input template ({passage}, {lang})
@@ -65,7 +71,7 @@ class QGDistillObjective(Objective):
         self.temperature, self.candidates, self.align_weight = teacher_temperature, max(1, qg_candidates), qg_align_weight
         self.languages = list(qg_languages) or [self.run.get("lang", "")]
         self.teacher = Teacher(teacher, device=self.device, max_length=self.run["train.doc_max_length"],
-                               prompt=qg_prompt)  # fails fast when missing
+                               prompt=qg_prompt, lang=self.run.get("lang", ""))  # fails fast when missing
 
     def examples(self, pairs: list[tuple[str, str]], extra: dict[str, Any]) -> list[dict[str, Any]]:
         queries = [q for q, _ in pairs]
@@ -119,10 +125,11 @@ class QGDistillObjective(Objective):
 class Teacher:
     """A seq2seq query generator: scores log P(q|p) and generates queries, always without gradients."""
 
-    def __init__(self, ref: str, *, device: str = "cpu", max_length: int = 256, prompt: str = "{passage}") -> None:
+    def __init__(self, ref: str, *, device: str = "cpu", max_length: int = 256, prompt: str = "{passage}",
+                 lang: str = "") -> None:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-        path = resolve_teacher(ref)
+        path = resolve_teacher(ref, lang)
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self.model = AutoModelForSeq2SeqLM.from_pretrained(str(path), local_files_only=True).to(device).eval()
         self.device, self.max_length, self.prompt = device, max_length, prompt
@@ -153,12 +160,17 @@ class Teacher:
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
 
-def resolve_teacher(ref: str) -> Path:
-    """Local directory of the teacher; ``{cache}`` expands to the harness cache. Fails fast, clearly."""
+def resolve_teacher(ref: str, lang: str = "") -> Path:
+    """Local directory of the teacher; ``pocket:query-generator`` is the pocket teacher of ``lang``
+    (trained when not cached), ``{cache}`` expands to the harness cache. Fails fast, clearly."""
     import os
 
     from harness.util import cache_dir
 
+    if ref == POCKET_TEACHER:
+        from harness.teacher import check_lang, pocket_teacher_dir
+
+        return pocket_teacher_dir(check_lang(lang))
     text = ref.replace("{cache}", str(cache_dir()))
     local = Path(os.path.expanduser(text))
     if local.is_dir() or text.startswith(("/", "~", ".")) or local.exists():
