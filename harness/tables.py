@@ -144,15 +144,31 @@ def assign_labels(entries: list[Entry]) -> None:
             by_column[entry.column].append(ident)
         varying = [k for k in keys if any(len({i.get(k) for i in col} if k in params else
                                               {i[k] for i in col if k in i}) > 1 for col in by_column.values())]
-        usual = {k: usual_value([i.get(k) for i in idents]) for k in varying}
+        defaults = declared_defaults(base)
+        usual = {k: defaults[k] if k in defaults else usual_value([i.get(k) for i in idents]) for k in varying}
         for entry, ident in zip(members, idents):
             # the method's usual value (its default in an ablation grid) goes unsaid: "sembridge" stays the default
             parts = [f"{k}={ident[k]}" for k in varying if k in ident and ident[k] != usual[k]]
             entry.label = f"{base} ({', '.join(parts)})" if parts else base
 
 
+def declared_defaults(base: str) -> dict[str, str]:
+    """What a row need not say: the method's declared parameter defaults and the config schema's defaults."""
+    from harness.config import SCHEMA
+    from harness.method_specs import get_method
+    from harness.registry import UnknownNameError
+    from harness.util import HarnessError
+
+    defaults = {k: _short(spec.default) for k, spec in SCHEMA.items()}
+    try:
+        defaults.update({p.name: _short(p.default) for p in get_method(base).params})
+    except (HarnessError, UnknownNameError):  # a reference system, an evaluated model, a broken plugin
+        pass
+    return defaults
+
+
 def usual_value(values: list[Any]) -> Any:
-    """The value most records of a method hold (None, "absent", counts too); a tie has none (a sentinel)."""
+    """Without a declared default: the value most records of a method hold (absent counts too); a tie has none."""
     counts = Counter(values).most_common(2)
     return counts[0][0] if len(counts) == 1 or counts[0][1] > counts[1][1] else _NO_USUAL_VALUE
 
