@@ -298,7 +298,8 @@ def training_pairs(run: dict[str, Any]) -> list[tuple[str, str]]:
     if not pairs:
         raise HarnessError(f"train_dataset {run['train_dataset']!r} has no training pairs: pick one whose "
                            f"'pairs' column in `harness data list` is not 0 (e.g. libreoffice-help-{run['lang']})")
-    return pairs_slice(pairs, run_value(run, "train.pairs_fraction"), run["seed"])
+    fraction = run_value(run, "train.pairs_fraction")
+    return pairs if fraction >= 1 else pairs_slice(pairs, fraction, run["seed"])
 
 
 def pairs_slice(pairs: list[tuple[str, str]], fraction: float, seed: int) -> list[tuple[str, str]]:
