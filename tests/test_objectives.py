@@ -168,6 +168,23 @@ def test_teacher_scores_are_mean_token_log_likelihood(teacher_dir: Path) -> None
     assert len(generated) == 3 and generated == teacher.generate(passages, "ko", max_new_tokens=5)
 
 
+def test_qg_distill_without_mined_negatives_distils_over_the_batch(teacher_dir: Path) -> None:
+    """qg_candidates=1: the teacher scores each query against every passage of the batch (row i, column j)."""
+    from harness.objectives.qg_distill import QGDistillObjective
+
+    run = tiny_run(**{"train.objective": "qg-distill", "train.teacher": str(teacher_dir), "train.qg_candidates": 1})
+    obj = QGDistillObjective(run, tiny_tokenizer())
+    pairs = tiny_pairs(3, seed=2)
+    batch = obj.collate(obj.examples(pairs, {}))
+    assert batch["k"] == 1 and batch["teacher"].shape == (3, 3)
+    expected = obj.teacher.score([pairs[1][0]], [pairs[2][1]])
+    assert float(batch["teacher"][1, 2]) == pytest.approx(float(expected[0]), rel=1e-5)
+    vocab = len(tiny_tokenizer())
+    reps = {role: torch.rand(3 * (1 if role != "gen" else len(obj.languages)), vocab) for role in ("query", "cand", "gen")}
+    loss, logs = obj.loss(batch, reps, step=1)
+    assert math.isfinite(float(loss)) and logs["distil"] > 0  # a real distribution over 3 passages, not 1
+
+
 def test_missing_teacher_fails_fast_with_clear_message(tmp_path: Path) -> None:
     from harness.objectives.qg_distill import QGDistillObjective
     from harness.util import HarnessError

@@ -61,7 +61,7 @@ class QGDistillObjective(Objective):
         Parameters:
             teacher: qg-distill: seq2seq query generator: pocket:query-generator (trained on demand for the run's language), a local directory or a cached hub id ({cache} = harness cache)
             teacher_temperature: qg-distill: temperature of the teacher distribution
-            qg_candidates: qg-distill: candidates per query scored by the teacher (positive + mined negatives)
+            qg_candidates: qg-distill: candidates per query scored by the teacher (positive + mined negatives); 1: no mined negatives, the teacher scores the batch's passages
             qg_prompt: qg-distill: teacher input template ({passage}, {lang})
             qg_languages: qg-distill: languages to generate queries in for alignment (empty: one, the run's)
             qg_align_weight: qg-distill: weight of the generated-query alignment term
@@ -85,9 +85,13 @@ class QGDistillObjective(Objective):
         k = min(len(x["cands"]) for x in items)
         queries = [x["query"] for x in items]
         cands = [c for x in items for c in x["cands"][:k]]
-        scores = self.teacher.score([q for q in queries for _ in range(k)], cands).view(len(items), k)
-        langs = self.languages
         positives = [x["cands"][0] for x in items]
+        if k == 1:  # no mined negatives: the teacher ranks every passage of the batch for every query
+            n = len(items)
+            scores = self.teacher.score([q for q in queries for _ in range(n)], positives * n).view(n, n)
+        else:
+            scores = self.teacher.score([q for q in queries for _ in range(k)], cands).view(len(items), k)
+        langs = self.languages
         gen = [g for lang in langs for g in self.teacher.generate(positives, lang, self.run["train.query_max_length"])]
         return {"texts": {"query": queries, "cand": cands, "gen": gen}, "teacher": scores, "k": k,
                 "langs": len(langs)}
@@ -99,7 +103,7 @@ class QGDistillObjective(Objective):
         texts, k = batch["texts"], batch["k"]
         q, cands = reps["query"], reps["cand"]
         n = q.shape[0]
-        student = torch.einsum("bv,bkv->bk", q, cands.view(n, k, -1))
+        student = q @ cands.T if k == 1 else torch.einsum("bv,bkv->bk", q, cands.view(n, k, -1))
         teacher = batch["teacher"].to(q.device) / self.temperature
         distil = F.kl_div(F.log_softmax(student, dim=1), F.log_softmax(teacher, dim=1), log_target=True,
                           reduction="batchmean")
