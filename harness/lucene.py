@@ -37,8 +37,9 @@ import re
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness.util import HarnessError, owned_prefix
 
@@ -235,6 +236,21 @@ def analyze(lang: str, text: str) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Index + search
 # --------------------------------------------------------------------------------------------
+@contextmanager
+def lucene_workspace(prefix: str, workdir: Path | str | None, threads: int | None) -> Iterator[tuple[dict, int, Path]]:
+    """(JVM versions, search threads, a temporary folder under ``workdir``) for one index; the folder is
+    removed afterwards whatever happens (one left by a killed process carries its owner's pid)."""
+    jvm = start_jvm()
+    threads = threads or max(1, min(4, os.cpu_count() or 1))
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=owned_prefix(prefix), suffix=".tmp", dir=workdir))
+    try:
+        yield jvm, threads, tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def bm25_search(docs: dict[str, str], queries: dict[str, str], *, lang: str, k1: float, b: float, k: int,
                 workdir: Path | str | None = None, threads: int | None = None) -> tuple[dict, dict[str, Any]]:
     """Index ``docs`` with Anserini (``-language lang``), search ``queries`` with BM25(k1, b).
@@ -247,12 +263,7 @@ def bm25_search(docs: dict[str, str], queries: dict[str, str], *, lang: str, k1:
     the next write into that folder sweeps it (``harness.util.sweep_stale``).
     """
     check_language(lang)
-    jvm = start_jvm()
-    threads = threads or max(1, min(4, os.cpu_count() or 1))
-    if workdir is not None:
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=owned_prefix("lucene-index"), suffix=".tmp", dir=workdir))
-    try:
+    with lucene_workspace("lucene-index", workdir, threads) as (jvm, threads, tmp):
         collection, index = tmp / "collection", tmp / "index"
         collection.mkdir()
         with open(collection / "docs.jsonl", "w", encoding="utf-8") as out:
@@ -276,8 +287,6 @@ def bm25_search(docs: dict[str, str], queries: dict[str, str], *, lang: str, k1:
         finally:
             searcher.close()
         search_seconds = time.perf_counter() - started
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     index_analyzer = analyzer(lang).getClass().getName()
     if index_analyzer != query_analyzer:  # Anserini's two language maps disagreeing would be a silent mismatch
         raise HarnessError(f"Anserini analyses '{lang}' documents with {index_analyzer} but queries with "
@@ -335,12 +344,7 @@ def impact_search(queries: Any, docs: Any, k: int, *, doc_ids: list[str], query_
     (divide by ``scale ** 2`` for the float scale). The index is built in a temporary folder under
     ``workdir`` (the system's temp dir when None) and removed afterwards.
     """
-    jvm = start_jvm()
-    threads = threads or max(1, min(4, os.cpu_count() or 1))
-    if workdir is not None:
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=owned_prefix("lucene-impact"), suffix=".tmp", dir=workdir))
-    try:
+    with lucene_workspace("lucene-impact", workdir, threads) as (jvm, threads, tmp):
         started = time.perf_counter()
         _write_vectors(tmp / "collection", docs, doc_ids, scale)
         _autoclass("io.anserini.index.IndexCollection").main(
@@ -353,8 +357,6 @@ def impact_search(queries: Any, docs: Any, k: int, *, doc_ids: list[str], query_
         ranking = _impact_batch_search(tmp / "index", quantize_rows(queries, scale), [str(q) for q in query_ids],
                                        k, threads)
         search_seconds = time.perf_counter() - started
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     info = {"engine": f"Lucene impact index via Anserini {jvm['anserini']} (pyserini {jvm['pyserini']})",
             "quantization": f"round(weight * {scale})", "java": jvm["java"],
             "index_seconds": round(index_seconds, 3), "search_seconds": round(search_seconds, 3)}
