@@ -114,8 +114,9 @@ def caption(table: Table, test: str, correction: str) -> str:
                f"scores averaged over seeds, {CORRECTION_NAMES.get(correction, correction)} correction over "
                f"the {table.n_comparisons} comparisons in this table)")
     controls = sorted({c.lang for c in table.columns if table.is_control(c)})
-    avg = (f"; avg = mean over the target languages, without the control {'/'.join(controls)} (the source "
-           f"language through a freshly trained tokenizer)" if controls else "")
+    avg = (f"; avg = mean over the target languages' test collections (dev columns are not averaged), "
+           f"without the control {'/'.join(controls)} (the source language through a freshly trained "
+           f"tokenizer)" if controls else "")
     return f"{metric_name(table.metric)}, {seeds}; best method per column in bold; {sig}{avg}."
 
 

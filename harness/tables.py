@@ -336,11 +336,22 @@ def add_significance(table: Table, *, test: str, correction: str, n_resamples: i
 
 def row_average(table: Table, row: str, setting: str) -> float | None:
     """Mean of the row's cell means over the setting's non-control columns; None unless it has them all."""
-    columns = [c for c in table.columns if c.setting == setting and not table.is_control(c)]
+    columns = [c for c in table.columns if c.setting == setting and not table.is_control(c) and not is_dev(c)]
     cells = [table.cells.get((row, c)) for c in columns]
     if not cells or any(c is None for c in cells):
         return None
     return sum(c.mean for c in cells) / len(cells)
+
+
+def is_dev(column: Column) -> bool:
+    """A column on a dev collection: shown, but never averaged with the test collections."""
+    from harness.data.libreoffice import DEV_KIND
+    from harness.registry import UnknownNameError, datasets
+
+    try:
+        return getattr(datasets.get(column.dataset), "kind", "") == DEV_KIND
+    except (UnknownNameError, KeyError):  # a beir: folder, a plugin's unknown name
+        return False
 
 
 def settings_of(table: Table) -> list[str]:

@@ -292,6 +292,20 @@ def test_control_language_goes_last_and_stays_out_of_the_average(tmp_path):
     assert rows["random"][3] == f"{sum(means[('random', lang)] for lang in ('en', 'ja', 'ko')) / 3:.3f}"
 
 
+def test_dev_columns_are_shown_but_not_averaged_with_test_collections(tmp_path):
+    runs_dir = tmp_path / "runs"
+    config = load_config("pocket")
+    values = {"gnome-help-ko": np.full(10, 0.5), "libreoffice-help-ko-dev": np.full(10, 0.1),
+              "gnome-help-ja": np.full(10, 0.3)}
+    for dataset, ndcg in values.items():
+        lang = dataset.split("-")[2]
+        run = run_config(config, method="random", method_params={}, lang=lang, seed=0, setting="zero-shot")
+        write_run_config(runs_dir, {**run, "dataset": dataset}, ndcg)
+    build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=50)
+    headers, rows = md_table_rows((tmp_path / "out" / "lb.md").read_text(), "nDCG@10")
+    assert len(headers) == 5 and rows["random"][-1] == "0.400"  # (0.5 + 0.3) / 2, the dev 0.1 left out
+
+
 def test_no_records_is_an_error(tmp_path):
     from harness.util import HarnessError
 
