@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from harness.assets import resolve_model
-from harness.util import (atomic_path, cache_dir, cached_file_hash, content_hash, file_hash, read_entry, read_json,
-                          is_sealed, seal, write_json_atomic)
+from harness.util import (atomic_path, cache_dir, cached_file_hash, content_hash, file_hash, is_sealed, read_entry,
+                          read_json, read_or_build, seal, write_json_atomic)
 
 if TYPE_CHECKING:
     import torch
@@ -257,14 +257,18 @@ def vocab_bridge_vectors(tokenizer: Any, bridge_ref: str, *, batch_size: int = 2
     texts = texts_for_vocab(tokenizer)
     key = bridge_cache_key(tokenizer, model_dir, prefix, texts)
     npy, sidecar = cache_dir("bridge") / f"{key}.npy", cache_dir("bridge") / f"{key}.json"
-    vectors = load_cached_vectors(npy, sidecar, len(texts))
     status = "hit"
-    if vectors is None:
+
+    def compute() -> "torch.Tensor":
+        nonlocal status
         status = "computed"
-        vectors = encode_texts(texts, bridge_ref, prefix=prefix, batch_size=batch_size, device=device,
-                               show_progress=show_progress)
-        save_cached_vectors(npy, sidecar, vectors, {"bridge_ref": bridge_ref, "prefix": prefix,
-                                                    "decode_rule": DECODE_RULE_VERSION, "n_vocab": len(texts)})
+        computed = encode_texts(texts, bridge_ref, prefix=prefix, batch_size=batch_size, device=device,
+                                show_progress=show_progress)
+        save_cached_vectors(npy, sidecar, computed, {"bridge_ref": bridge_ref, "prefix": prefix,
+                                                     "decode_rule": DECODE_RULE_VERSION, "n_vocab": len(texts)})
+        return computed
+
+    vectors = read_or_build(npy, lambda: load_cached_vectors(npy, sidecar, len(texts)), compute)
     report = {"cache": status, "seconds": round(time.perf_counter() - started, 3), "n": int(vectors.shape[0]),
               "dim": int(vectors.shape[1]), "path": str(npy)}
     log.info("bridge vectors for %d tokens with %s: %s in %.1fs (%s)", report["n"], bridge_ref, status,

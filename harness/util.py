@@ -258,6 +258,45 @@ def atomic_dir(path: Path | str, *, keep: Callable[[Path], bool] | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def build_lock(entry: Path | str) -> Iterator[None]:
+    """An exclusive lock across processes on building cache entry ``entry`` (a file in ``cache/locks``
+    named by the entry's path, so that no listing of a cache folder meets it).
+
+    Two sweep workers that need the same bridge vectors, tokenizer or fastText model then build it
+    once: the second waits, then reads the first one's entry. Without ``fcntl`` (Windows) builds may
+    race as before; the atomic writes keep each result whole.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock = cache_dir("locks") / f"{content_hash(str(Path(entry).resolve()), length=16)}.lock"
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process to finish building {entry}", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_or_build(entry: Path | str, read: Callable[[], Any], build: Callable[[], Any]) -> Any:
+    """``read()`` of a cache entry, else ``build()`` under ``build_lock(entry)``; the entry is read once
+    more after the lock is taken, since another process may have built it meanwhile. ``read`` returns
+    None for an absent (or discarded, corrupt) entry."""
+    value = read()
+    if value is not None:
+        return value
+    with build_lock(entry):
+        value = read()
+        return build() if value is None else value
+
+
 def previous_dir(path: Path | str) -> Path:
     """Where ``atomic_dir`` parks the old version of ``path`` during a swap."""
     path = Path(path)

@@ -334,3 +334,58 @@ def test_a_write_killed_midway_is_swept_by_the_next_write(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "state.pt").write_bytes(b"whole")
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == sorted(["checkpoint", live.name])
+
+
+def _build_once(entry: str, log: str, start: float) -> str:
+    """A spawned process: read the entry, else build it (slowly) under the lock; log every build."""
+    import time
+
+    from harness.util import read_or_build
+
+    time.sleep(max(0.0, start - time.time()))  # both processes ask at the same moment
+
+    def build() -> str:
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(1.0)
+        util.write_text_atomic(entry, "built")
+        return "built"
+
+    return read_or_build(entry, lambda: Path(entry).read_text() if Path(entry).exists() else None, build)
+
+
+def test_two_processes_needing_one_entry_build_it_once(tmp_path):
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    entry, log = tmp_path / "entry.txt", tmp_path / "builds.log"
+    start = time.time() + 2.0
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_build_once, [str(entry)] * 2, [str(log)] * 2, [start] * 2))
+    assert results == ["built", "built"]
+    assert len(log.read_text().split()) == 1  # the second process waited and read the first one's entry
+
+
+def test_concurrent_tokenizer_builds_train_once(monkeypatch):
+    """Two threads asking for the same WordPiece (as two sweep workers do) train it once."""
+    import threading
+
+    from harness import target_tokenizer
+
+    calls, real = [], target_tokenizer.train_wordpiece
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target_tokenizer, "train_wordpiece", counted)
+    texts = [f"the cat {i} sat on the mat number {i % 7}" for i in range(200)]
+    paths = []
+    threads = [threading.Thread(target=lambda: paths.append(target_tokenizer.cached_wordpiece("en", texts, 200)[1]))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(paths) == 2 and paths[0] == paths[1]

