@@ -465,7 +465,8 @@ def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: i
     summary = sweep(config, runs_dir=runs_dir, overrides=overrides, workers=workers, echo=progress_echo(),
                     fail_fast=fail_fast, save_model=not no_save_model, launcher=launcher,
                     launcher_options=options)
-    click.echo(summary.line())
+    if verbosity() < 0:  # the sweep's own echo said it otherwise
+        click.echo(summary.line())
     if not summary.ok:
         sys.exit(1)
 

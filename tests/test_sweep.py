@@ -159,3 +159,15 @@ def test_source_models_multiply_the_grid(tmp_path):
     # the default (no source_models) gives exactly the runs of source_model alone
     single = plan_cells(str(path), ["source_models=[]"])
     assert [c.run for c in single] == [c.run for c in cells if c.run["source_model"] == "pocket:splade-tiny"]
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_sweep_command_says_its_summary_once(profile, fake_execute, tmp_path, quiet):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    args = ["-q"] * quiet + ["sweep", profile, "--runs-dir", str(tmp_path / "runs")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1  # failed cells
+    assert result.output.count("10 cells: 5 ran, 0 already recorded, 5 failed") == 1
