@@ -6,7 +6,7 @@
   from ``exact`` only where quantization reorders or ties documents. Needs the ``lucene`` extra.
 - ``seismic``: Seismic (PyPI ``pyseismic-lsr``; Bruch et al., SIGIR 2024), approximate search that
   prunes posting lists into blocks with summaries and skips blocks; its knobs are ``SEISMIC_BUILD`` and
-  ``SEISMIC_SEARCH`` below (seismic's own defaults for MS MARCO scale). Its index build clusters
+  ``SEISMIC_SEARCH`` below (seismic's own defaults for MS MARCO scale), each set by the run's ``eval.seismic``. Its index build clusters
   with random k-means and documents no seed; three builds of the same vectors ranked identically in
   a check here (with aggressive pruning, where a different clustering would show). Needs the
   ``scale`` extra.
@@ -51,8 +51,23 @@ def search(backend: str, queries: Any, docs: Any, k: int, *, doc_ids: Sequence[s
     raise HarnessError(f"unknown search backend '{backend}'; backends: {', '.join(BACKENDS)}")
 
 
-def preflight(backend: str) -> None:
-    """Fail before any encoding when the backend's packages are missing (starts nothing)."""
+def check_seismic_options(options: dict[str, Any]) -> None:
+    """``eval.seismic`` names only seismic's build and search settings, with numbers > 0."""
+    import difflib
+
+    known = [*SEISMIC_BUILD, *SEISMIC_SEARCH]
+    for key, value in options.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'?" if close else f"settings: {', '.join(known)}"
+            raise HarnessError(f"eval.seismic: unknown setting '{key}' ({hint})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise HarnessError(f"eval.seismic: {key} must be a number > 0, got {value!r}")
+
+
+def preflight(backend: str, seismic_options: dict[str, Any] | None = None) -> None:
+    """Fail before any encoding when the backend's packages are missing or its settings wrong (starts nothing)."""
+    check_seismic_options(seismic_options or {})
     if backend == "lucene-impact":
         from harness.lucene import preflight_parts
 

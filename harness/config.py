@@ -24,7 +24,8 @@ DATASET_KEYS = ("dataset", "train_dataset", "train.eval_dataset", "train.aligned
 LEGACY_VALUES: dict[str, Any] = {"train.eval_dataset": None, "train.schedule": None, "train.warmup_steps": None,
                                  "tokenizer.recipe": None, "dataset_lang": None, "training_text": "all-pages",
                                  "vocab_mode": "replace", "train.aligned_dataset": "libreoffice-help-{lang}-x-en-train",
-                                 "eval.also": [], "train.pairs_fraction": 1.0, "eval.backend": "exact"}
+                                 "eval.also": [], "train.pairs_fraction": 1.0, "eval.backend": "exact",
+                                 "eval.seismic": {}}
 # Objective keys whose default changed after records existed: (objective, earlier default, new default). A run
 # that trains with another objective ignores the key and records the earlier default, so its id stays.
 RETIRED_DEFAULTS: dict[str, tuple[str, Any, Any]] = {
@@ -107,6 +108,9 @@ BASE_SCHEMA: dict[str, Key] = {
     "eval.backend": Key(str, "exact", "search over the sparse vectors: exact (dot products), lucene-impact (a "
                         "Lucene impact index of the weights quantized x100) or seismic (approximate)",
                         choices=("exact", "lucene-impact", "seismic")),
+    "eval.seismic": Key(dict, {}, "settings of eval.backend=seismic, each left at seismic's default unless set: "
+                        "build n_postings, centroid_fraction, summary_energy, min_cluster_size; search query_cut, "
+                        "heap_factor (e.g. {query_cut: 20, heap_factor: 0.9})"),
     "train.objective": Key(str, "splade", "training objective (see `harness objectives`)"),
     "train.steps": Key(int, 150, "optimisation steps (pocket: ~1 step/s on 2 CPU cores with splade-tiny)", range=COUNT),
     "train.batch_size": Key(int, 8, "pairs per (global) batch; each adds its hard negatives", range=COUNT),

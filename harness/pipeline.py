@@ -67,6 +67,8 @@ def check_run_values(runs: list[dict[str, Any]], runs_dir: str | Path | None = N
 
     for backend in dict.fromkeys(run_value(r, "eval.backend") for r in runs):
         backend_preflight(backend)  # its packages (and Java), before any model is adapted
+    for run in runs:
+        backend_preflight("exact", run_value(run, "eval.seismic"))  # its settings, whatever the backend
     check_pocket_teacher(runs)
     if runs_dir is not None:
         check_runs_dir(runs_dir)
@@ -286,7 +288,8 @@ def evaluate_encoder(run: dict[str, Any], encoder: Any, collection: Any, *, show
     queries = encoder.encode([collection.queries[q] for q in qids], kind="query", **common)
     backend = run_value(run, "eval.backend")
     ranking, info = search(backend, queries, docs, run["eval.top_k"], doc_ids=dids, query_ids=qids,
-                           workdir=index_dir.parent if index_dir is not None else None)
+                           workdir=index_dir.parent if index_dir is not None else None,
+                           options=dict(run_value(run, "eval.seismic")))
     if search_info is not None and backend != "exact":
         search_info.update(backend=backend, **info)
     return evaluate(collection.qrels, ranking, metrics=tuple(run["eval.metrics"])), ranking

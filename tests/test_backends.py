@@ -6,6 +6,8 @@ pyseismic-lsr.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -145,3 +147,42 @@ def test_a_sweep_cell_searches_with_its_backend(tmp_path):
         record = read_json(runs / rid / "result.json")
         assert record["search"]["backend"] == "seismic" and record["search"]["engine"].startswith("seismic")
         assert read_json(runs / rid / "config.json")["eval.backend"] == "seismic"
+
+
+def test_eval_seismic_settings_reach_the_engine_and_are_recorded(tmp_path):
+    from harness.sweep import sweep
+    from harness.util import read_json
+    from tests.test_launchers import grid
+
+    pytest.importorskip("seismic", reason="pyseismic-lsr (the scale extra) is not installed")
+    profile, runs = grid(tmp_path), tmp_path / "runs"
+    summary = sweep(profile, runs_dir=str(runs), overrides=[f"source_models=[{tmp_path / 'good'}]",
+                                                             "eval.backend=seismic",
+                                                             "eval.seismic={query_cut: 3, n_postings: 50}"],
+                    echo=lambda _: None, save_model=False)
+    assert summary.ok and len(summary.ran) == 2
+    search = read_json(runs / summary.ran[0] / "result.json")["search"]
+    assert search["search"]["query_cut"] == 3 and search["build"]["n_postings"] == 50
+    assert search["search"]["heap_factor"] == 0.7  # the others keep seismic's defaults
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("{query_cutt: 3}", "eval.seismic: unknown setting 'query_cutt' (did you mean 'query_cut'?)"),
+    ("{heap_factor: -1}", "eval.seismic: heap_factor must be a number > 0, got -1"),
+])
+def test_bad_eval_seismic_settings_fail_before_any_work(setting, message):
+    from harness.config import load_config, run_config
+    from harness.pipeline import preflight
+
+    run = run_config(load_config("pocket", [f"eval.seismic={setting}"]), method="random", method_params={},
+                     lang="ko", seed=0, setting="zero-shot")
+    with pytest.raises(HarnessError, match=re.escape(message)):
+        preflight([run])
+
+
+def test_eval_seismic_is_left_out_of_run_ids_while_unset():
+    from harness.config import load_config, run_config
+
+    run = run_config(load_config("pocket", []), method="random", method_params={}, lang="ko", seed=0,
+                     setting="zero-shot")
+    assert "eval.seismic" not in run
