@@ -438,17 +438,24 @@ def objectives_cmd() -> None:
     echo_table(objective_rows())
 
 
+def launcher_options(command: Callable) -> Callable:
+    """--workers, --launcher and --launcher-opt: where a grid's cells run (sweep and tune)."""
+    command = click.option("--launcher-opt", "launcher_opts", multiple=True, metavar="KEY=VALUE",
+                           help="submitit: cluster, partition, timeout_min, cpus_per_task, gpus_per_node, slurm_*...; "
+                                "ray: address (default $RAY_ADDRESS), num_cpus, num_gpus (README: Scaling up)")(command)
+    command = click.option("--launcher", type=click.Choice(["local", "submitit", "ray"]), default="local",
+                           show_default=True, help="where cells run: this machine's process pool, submitit jobs "
+                                                   "(SLURM or local), Ray tasks")(command)
+    return click.option("--workers", type=COUNT, default=None,
+                        help="local: parallel worker processes (default 1); submitit, ray: most cells in flight "
+                             "(default: all)")(command)
+
+
 @main.command("sweep")
 @click.argument("config")
 @click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
-@click.option("--workers", type=COUNT, default=None,
-              help="local: parallel worker processes (default 1); submitit, ray: most cells in flight (default: all)")
-@click.option("--launcher", type=click.Choice(["local", "submitit", "ray"]), default="local", show_default=True,
-              help="where cells run: this machine's process pool, submitit jobs (SLURM or local), Ray tasks")
-@click.option("--launcher-opt", "launcher_opts", multiple=True, metavar="KEY=VALUE",
-              help="submitit: cluster, partition, timeout_min, cpus_per_task, gpus_per_node, slurm_*...; "
-                   "ray: address (default $RAY_ADDRESS), num_cpus, num_gpus (README: Scaling up)")
+@launcher_options
 @click.option("--fail-fast", is_flag=True, help="stop at the first failed cell")
 @click.option("--no-save-model", "no_save_model", is_flag=True,
               help="keep no adapted models (model/ in each run folder); run ids are the same either way")
@@ -477,24 +484,26 @@ def sweep_cmd(config: str, runs_dir: str, overrides: tuple[str, ...], workers: i
 @click.option("--out", "out_dir", default="leaderboards", show_default=True, type=click.Path(file_okay=False))
 @click.option("--name", default=None, help="report file stem (default: <profile>-tuning)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
-@click.option("--workers", type=COUNT, default=1, show_default=True, help="parallel worker processes")
+@launcher_options
 @user_errors
 def tune_cmd(config: str, runs_dir: str, out_dir: str, name: str | None, overrides: tuple[str, ...],
-             workers: int) -> None:
+             workers: int | None, launcher: str, launcher_opts: tuple[str, ...]) -> None:
     """Choose the training recipe on the dev collections: every recipe of CONFIG's tune.grid, fine-tuned
     and scored on dev, then leaderboards/<profile>-tuning.md with the pick."""
     import shlex
     from pathlib import Path
 
     from harness.device import device_name
+    from harness.launchers import parse_options
     from harness.pipeline import check_runs_dir
     from harness.runs import git_commit
     from harness.tune import tune
 
+    options = parse_options(launcher_opts)
     check_runs_dir(runs_dir)
     header = {"command": shlex.join(["harness", *sys.argv[1:]]), "commit": git_commit(), "machine": device_name()}
     tune(config, runs_dir=runs_dir, out_dir=out_dir, name=name or f"{Path(config).stem}-tuning", overrides=overrides,
-         workers=workers, header=header, echo=click.echo)
+         workers=workers, header=header, echo=click.echo, launcher=launcher, launcher_options=options)
 
 
 @main.command("leaderboard")

@@ -198,13 +198,13 @@ def sweep(config: str, *, runs_dir: str, overrides: Sequence[str] = (), workers:
           launcher_options: dict[str, Any] | None = None) -> SweepSummary:
     """Run every cell of ``config`` (a profile name or YAML path), skipping recorded ones; each cell keeps
     its adapted model unless ``save_model`` is False."""
-    launcher_options = _check_launcher(launcher, launcher_options)
+    launcher_options = check_launcher(launcher, launcher_options)
     return run_cells(plan_cells(config, overrides), runs_dir=runs_dir, workers=workers, echo=echo,
                      fail_fast=fail_fast, save_model=save_model, launcher=launcher,
                      launcher_options=launcher_options)
 
 
-def _check_launcher(launcher: str, options: dict[str, Any] | None) -> dict[str, Any]:
+def check_launcher(launcher: str, options: dict[str, Any] | None) -> dict[str, Any]:
     from harness.launchers import LAUNCHERS, check_installed
 
     if launcher not in LAUNCHERS:

@@ -79,14 +79,18 @@ def plan_trials(profile: str, overrides: Sequence[str] = ()) -> list[Trial]:
 
 
 def tune(profile: str, *, runs_dir: str, out_dir: str, name: str, overrides: Sequence[str] = (),
-         workers: int = 1, header: dict[str, Any] | None = None, echo: Echo = print) -> Path:
-    """Run (or find) every trial, then write ``<out_dir>/<name>.md``; returns its path."""
-    from harness.sweep import Cell, run_cells
+         workers: int | None = 1, header: dict[str, Any] | None = None, echo: Echo = print, launcher: str = "local",
+         launcher_options: dict[str, Any] | None = None) -> Path:
+    """Run (or find) every trial, then write ``<out_dir>/<name>.md``; returns its path. The trials run as
+    a sweep's cells do (``launcher``: the local pool, submitit or ray)."""
+    from harness.sweep import Cell, check_launcher, run_cells
 
+    launcher_options = check_launcher(launcher, launcher_options)
     config = load_config(profile, list(overrides))
     trials = plan_trials(profile, overrides)
     cells = [Cell(t.method, t.lang, t.seed, "fine-tuned", run=t.run) for t in trials]
-    summary = run_cells(cells, runs_dir=runs_dir, workers=workers, echo=echo)
+    summary = run_cells(cells, runs_dir=runs_dir, workers=workers, echo=echo, launcher=launcher,
+                        launcher_options=launcher_options)
     done = recorded_trials(trials, runs_dir)
     path = Path(out_dir) / f"{name}.md"
     write_text_atomic(path, tuning_markdown(trials, done, config, header or {}, failed=len(summary.failed),

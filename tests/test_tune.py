@@ -95,3 +95,17 @@ def test_converged_budget_needs_every_later_cut_to_be_flat():
     assert converged_budget([wobble], "ndcg@10") is None
     assert converged_budget([rising, curve([0.2, 0.3, 0.4, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])], "ndcg@10") == 700
     assert converged_budget([], "ndcg@10") is None
+
+
+def test_tune_trials_run_under_a_launcher(profile, tmp_path, fake_execute):
+    """The trials are a sweep's cells: under submitit (its in-process debug executor) they are run, recorded
+    and picked from exactly as in the local pool."""
+    pytest.importorskip("submitit", reason="the scale extra (submitit) is not installed")
+    from harness.tune import tune
+
+    out = tune(profile, runs_dir=str(tmp_path / "runs"), out_dir=str(tmp_path / "lb"), name="tinytune-tuning",
+               echo=lambda _: None, launcher="submitit", launcher_options={"cluster": "debug"})
+    assert len(fake_execute) == 16
+    assert "pick: train.batch_size=8, train.lr=0.0001 (mean dev ndcg@10 0.4500)" in out.read_text()
+    with pytest.raises(HarnessError, match="unknown launcher 'slurm'"):
+        tune(profile, runs_dir=str(tmp_path / "runs"), out_dir=str(tmp_path / "lb"), name="x", launcher="slurm")
