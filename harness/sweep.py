@@ -241,6 +241,8 @@ def run_cells(cells: list[Cell], *, runs_dir: str, workers: int | None = 1, echo
                           bar, save_model)
         else:
             runner = _run_serial if (workers or 1) <= 1 else _run_parallel
+            if runner is _run_parallel:
+                prepare_teachers([c.run for c in todo if RunDir.for_config(runs_dir, c.run).recorded() is None], echo)
             runner(todo, runs_dir, workers or 1, echo, fail_fast, summary, bar, save_model)
     echo(summary.line())
     return summary
@@ -253,6 +255,18 @@ def _preflight(runs: list[dict[str, Any]]) -> None:
 
     if runs:
         preflight(runs)
+
+
+def prepare_teachers(runs: list[dict[str, Any]], echo: Echo) -> None:
+    """Train the pocket query generators that qg-distill cells will need, here, with every core, before the
+    pool starts: in a cell it would train on that worker's share of the cores while the cells of the
+    same language on other workers wait for it."""
+    from harness.teacher import POCKET_TEACHER, pocket_teacher_dir
+
+    langs = dict.fromkeys(r["lang"] for r in runs
+                          if r.get("train.objective") == "qg-distill" and r.get("train.teacher") == POCKET_TEACHER)
+    for lang in langs:
+        echo(f"pocket query generator ({lang}): {pocket_teacher_dir(lang)}")
 
 
 def cheap_first(cells: list[Cell]) -> list[Cell]:

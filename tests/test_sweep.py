@@ -171,3 +171,20 @@ def test_the_sweep_command_says_its_summary_once(profile, fake_execute, tmp_path
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1  # failed cells
     assert result.output.count("10 cells: 5 ran, 0 already recorded, 5 failed") == 1
+
+
+def test_the_pool_trains_each_pocket_teacher_once_before_its_cells(monkeypatch):
+    """qg-distill cells with the pocket teacher: its training runs first, in the sweep's process, once per
+    language; other objectives and other teachers need none. (The real training is tests/test_teacher.py's.)"""
+    from harness import teacher
+    from harness.sweep import prepare_teachers
+
+    asked = []
+    monkeypatch.setattr(teacher, "pocket_teacher_dir", lambda lang: asked.append(lang) or f"/cache/{lang}")
+    qg = {"train.objective": "qg-distill", "train.teacher": teacher.POCKET_TEACHER}
+    runs = [{"lang": "ko", **qg}, {"lang": "ko", **qg}, {"lang": "zh", **qg},
+            {"lang": "ja", "train.objective": "splade"}, {"lang": "ru", **qg, "train.teacher": "/my/teacher"}]
+    lines = []
+    prepare_teachers(runs, lines.append)
+    assert asked == ["ko", "zh"]
+    assert lines == ["pocket query generator (ko): /cache/ko", "pocket query generator (zh): /cache/zh"]
