@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from harness.config import load_config, run_config
 from harness.device import cpu_count
@@ -46,6 +47,8 @@ class SweepSummary:
     skipped: list[str] = field(default_factory=list)  # run ids already recorded
     failed: list[dict[str, str]] = field(default_factory=list)  # {run_id, cell, error}
     stopped_early: bool = False
+    draining: bool = False  # SIGUSR1: the cells in flight finish, no other cell starts
+    not_started: int = 0  # cells left when a drain ended the sweep
 
     @property
     def ok(self) -> bool:
@@ -53,8 +56,9 @@ class SweepSummary:
 
     def line(self) -> str:
         stop = " (stopped at the first failure)" if self.stopped_early else ""
+        drained = f" (drained on SIGUSR1: {self.not_started} cells not started)" if self.draining else ""
         return (f"{self.total} cells: {len(self.ran)} ran, {len(self.skipped)} already recorded, "
-                f"{len(self.failed)} failed{stop}")
+                f"{len(self.failed)} failed{stop}{drained}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,9 +247,33 @@ def run_cells(cells: list[Cell], *, runs_dir: str, workers: int | None = 1, echo
             runner = _run_serial if (workers or 1) <= 1 else _run_parallel
             if runner is _run_parallel:
                 prepare_teachers([c.run for c in todo if RunDir.for_config(runs_dir, c.run).recorded() is None], echo)
-            runner(todo, runs_dir, workers or 1, echo, fail_fast, summary, bar, save_model)
+            with _drain_on_sigusr1(summary, echo):
+                runner(todo, runs_dir, workers or 1, echo, fail_fast, summary, bar, save_model)
     echo(summary.line())
     return summary
+
+
+@contextmanager
+def _drain_on_sigusr1(summary: SweepSummary, echo: Echo) -> Iterator[None]:
+    """``kill -USR1 <sweep>``: the cells in flight finish and are recorded, no other cell starts, so a sweep
+    can be stopped between cells without losing work (Ctrl-C or SIGTERM stop at once)."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def drain(signum: int, frame: Any) -> None:
+        if not summary.draining:
+            summary.draining = True
+            echo("SIGUSR1: the cells in flight finish; no other cell starts")
+
+    previous = signal.signal(signal.SIGUSR1, drain)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def _preflight(runs: list[dict[str, Any]]) -> None:
@@ -286,7 +314,10 @@ def _note(summary: SweepSummary, cell: Cell, outcome: tuple[str, str, str | None
 
 def _run_serial(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fail_fast: bool,
                 summary: SweepSummary, bar: Any, save_model: bool) -> None:
-    for cell in cells:
+    for i, cell in enumerate(cells):
+        if summary.draining:
+            summary.not_started = len(cells) - i
+            return
         _note(summary, cell, run_cell(cell.run, runs_dir, echo, save_model), echo)
         bar.update(1)
         if fail_fast and summary.failed:
@@ -334,9 +365,12 @@ def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fa
 
     queue = list(cells)
     while queue and not summary.stopped_early:
-        suspects, queue = _pool_round(queue, runs_dir, workers, note, save_model)
+        if summary.draining:
+            summary.not_started = len(queue)
+            return
+        suspects, queue = _pool_round(queue, runs_dir, workers, note, save_model, lambda: summary.draining)
         for cell in suspects:
-            if _pool_round([cell], runs_dir, 1, note, save_model)[0]:  # it killed a worker on its own too
+            if _pool_round([cell], runs_dir, 1, note, save_model, lambda: False)[0]:  # it killed a worker on its own too
                 message = "worker crashed: the process running this cell died (killed, e.g. out of memory)"
                 folder = RunDir.for_config(runs_dir, cell.run)
                 record_failure(folder, cell.run, message)
@@ -346,9 +380,10 @@ def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fa
 
 
 def _pool_round(cells: list[Cell], runs_dir: str, workers: int,
-                note: Callable[[Cell, tuple[str, str, str | None]], bool],
-                save_model: bool) -> tuple[list[Cell], list[Cell]]:
-    """Run ``cells`` until done, stopped, or a worker dies: (cells in flight at the crash, cells not started)."""
+                note: Callable[[Cell, tuple[str, str, str | None]], bool], save_model: bool,
+                draining: Callable[[], bool]) -> tuple[list[Cell], list[Cell]]:
+    """Run ``cells`` until done, stopped, drained (no new cell once ``draining()``), or a worker dies:
+    (cells in flight at the crash, cells not started)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -360,7 +395,7 @@ def _pool_round(cells: list[Cell], runs_dir: str, workers: int,
                              initializer=_init_worker, initargs=(threads,)) as pool:
         try:
             while waiting or running:
-                while waiting and len(running) < workers:
+                while waiting and len(running) < workers and not draining():
                     cell = waiting.pop()
                     running[pool.submit(_run_cell_in_worker, cell.run, runs_dir, save_model)] = cell
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -377,6 +412,8 @@ def _pool_round(cells: list[Cell], runs_dir: str, workers: int,
                         outcome = (folder.id, "failed", message)
                     if note(cell, outcome):
                         return [], []
+                if draining() and not running:
+                    return [], waiting[::-1]
         except BaseException:  # interrupted or killed: stop the cells in flight too (they clean up)
             for process in (getattr(pool, "_processes", None) or {}).values():
                 process.terminate()
@@ -392,9 +429,13 @@ def _run_cell_in_worker(run: dict[str, Any], runs_dir: str, save_model: bool) ->
 
 
 def _init_worker(threads: int) -> None:
+    import signal
+
     import torch
 
     exit_on_sigterm()
+    if hasattr(signal, "SIGUSR1"):  # meant for the sweep (a kill of the process group must not end a cell)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     torch.set_num_threads(threads)
 
 

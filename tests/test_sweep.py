@@ -188,3 +188,44 @@ def test_the_pool_trains_each_pocket_teacher_once_before_its_cells(monkeypatch):
     prepare_teachers(runs, lines.append)
     assert asked == ["ko", "zh"]
     assert lines == ["pocket query generator (ko): /cache/ko", "pocket query generator (zh): /cache/zh"]
+
+
+def slow_cell(run: dict, runs_dir: str, save_model: bool = False):
+    """A cell of 2 seconds in a worker, recorded for real."""
+    time.sleep(2)
+    folder = RunDir.for_config(runs_dir, run)
+    evaluation = EvalResult(mean={"ndcg@10": 0.5}, per_query={"ndcg@10": {"q1": 0.5}}, n_queries=1, metrics=("ndcg@10",))
+    write_record(folder, run, evaluation, {"q1": {"d1": 1.0}}, {"x": 0.1}, qrels={"q1": {"d1": 1}})
+    return folder.id, "ran", None
+
+
+def test_sigusr1_drains_the_pool_the_cells_in_flight_finish(profile, tmp_path, monkeypatch):
+    import threading
+
+    import harness.sweep
+
+    monkeypatch.setattr(harness.sweep, "_run_cell_in_worker", slow_cell)
+    runs_dir, lines = str(tmp_path / "runs"), []
+    threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGUSR1)).start()  # workers are up, 2 cells in flight
+    summary = sweep(profile, runs_dir=runs_dir, overrides=["methods=[random]", "seeds=[0, 1, 2]"], workers=2,
+                    echo=lines.append)
+    assert summary.total == 6 and summary.ok and summary.draining
+    assert len(summary.ran) + summary.not_started == 6 and 2 <= len(summary.ran) <= 4
+    assert len(iter_results(runs_dir)) == len(summary.ran)  # every cell that started was recorded whole
+    assert "SIGUSR1: the cells in flight finish; no other cell starts" in lines
+    assert lines[-1].endswith(f"(drained on SIGUSR1: {summary.not_started} cells not started)")
+    again = sweep(profile, runs_dir=runs_dir, overrides=["methods=[random]", "seeds=[0, 1, 2]"], workers=1,
+                  echo=lambda _: None)
+    assert len(again.skipped) == len(summary.ran) and not again.draining  # the next sweep goes on
+
+
+def test_sigusr1_drains_a_serial_sweep_after_its_cell(profile, tmp_path, monkeypatch):
+    from tests.conftest import fake_pipeline
+
+    def outcome(run):
+        os.kill(os.getpid(), signal.SIGUSR1)  # arrives while the first cell runs
+        return {"ndcg@10": {"q1": 0.5}}, {}
+
+    executed = fake_pipeline(monkeypatch, outcome)
+    summary = sweep(profile, runs_dir=str(tmp_path / "runs"), overrides=["methods=[random]"], echo=lambda _: None)
+    assert len(executed) == 1 and len(summary.ran) == 1 and summary.not_started == 3
