@@ -599,6 +599,26 @@ def reference_cmd(system: str, dataset: str, profile: str, overrides: tuple[str,
     emit_records([record], as_json, single=True)
 
 
+@main.command("fuse")
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--runs-dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False),
+              help="where run ids are looked up and the fused record is written")
+@click.option("--method", "fusion", type=click.Choice(["rrf"]), default="rrf", show_default=True,
+              help="rrf: reciprocal rank fusion (ranx.fuse), no weights to tune")
+@click.option("--k", type=COUNT, default=60, show_default=True, help="RRF's rank constant")
+@click.option("--force", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@user_errors
+def fuse_cmd(runs: tuple[str, ...], runs_dir: str, fusion: str, k: int, force: bool, as_json: bool) -> None:
+    """Fuse recorded RUNS (run folders or ids) of one collection into a hybrid system's record (e.g. a
+    fine-tuned model + BM25)."""
+    from harness.fusion import fuse_runs
+
+    record = fuse_runs([run_folder(ref, runs_dir) for ref in runs], runs_dir=runs_dir, method=fusion, k=k,
+                       force=force, echo=progress_echo(as_json))
+    emit_records([record], as_json, single=True)
+
+
 @main.command("export")
 @click.argument("run")
 @click.argument("directory", type=click.Path(file_okay=False))

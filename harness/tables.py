@@ -22,8 +22,8 @@ from harness.util import read_json
 SETTING_ORDER = {"zero-shot": 0, "fine-tuned": 1}
 # Config keys that never make two records different systems (they are the grid, or do not change results).
 NOT_VARIANTS = {"method", "method_params", "lang", "seed", "setting", "dataset", "train_dataset", "device",
-                "encode.batch_size", "train.eval_dataset", "eval.also"}
-REFERENCE_METHODS = ("eval", "bm25", "dense-bridge")
+                "encode.batch_size", "train.eval_dataset", "eval.also", "fusion.inputs"}
+REFERENCE_METHODS = ("eval", "bm25", "dense-bridge", "fusion")
 MARK, WORSE_MARK = "†", "↓"  # significantly better / worse than the baseline
 
 
@@ -112,6 +112,9 @@ def _optional_json(folder: Path, files: dict[str, str], key: str) -> dict[str, A
 def base_label(record: dict[str, Any]) -> str:
     if record["method"] == "eval":
         return f"unadapted {record['method_params'].get('model', '?')}"
+    if record["method"] == "fusion":  # harness.fusion: "sembridge + bm25 (rrf)"
+        params = record["method_params"]
+        return f"{' + '.join(params.get('systems', ['?']))} ({params.get('fusion', '?')})"
     return record["method"]
 
 
