@@ -71,7 +71,8 @@ def fused_config(records: list[dict[str, Any]], method: str, k: int) -> dict[str
             raise HarnessError(f"fuse runs of one collection: the inputs differ in {key} ({', '.join(sorted(values))})")
     learned = [r for r in records if r["method"] not in ("bm25", "dense-bridge", "eval")] or records
     config = first["config"]
-    return {"method": "fusion", "method_params": {"fusion": method, "k": k, "systems": [system_name(r) for r in records]},
+    params = {"fusion": method, "k": k, "systems": [system_name(r) for r in records]}
+    return {"method": "fusion", "method_params": params,
             "lang": first["lang"], "dataset": first["dataset"], "profile": first["profile"],
             "setting": "fine-tuned" if any(r["setting"] == "fine-tuned" for r in records) else "zero-shot",
             "seed": learned[0]["seed"], "eval.metrics": config["eval.metrics"], "eval.top_k": config["eval.top_k"],

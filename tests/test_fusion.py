@@ -58,7 +58,8 @@ def test_fusions_are_one_leaderboard_row_per_combination(tmp_path):
     from harness.tables import assign_labels, load_records
 
     runs = str(tmp_path / "runs")
-    bm25 = record(runs, "bm25", {"q1": {"d2": 3.0}, "q2": {"d3": 1.0}}, params={"k1": 0.9, "b": 0.4, "analyzer": "auto"})
+    bm25 = record(runs, "bm25", {"q1": {"d2": 3.0}, "q2": {"d3": 1.0}},
+                  params={"k1": 0.9, "b": 0.4, "analyzer": "auto"})
     for seed in (0, 1):
         learned = record(runs, "random", {"q1": {"d1": 1.0}, "q2": {"d3": 1.0}}, seed=seed, setting="fine-tuned")
         assert fuse(learned, bm25, "--runs-dir", runs)[0] == 0
