@@ -57,7 +57,7 @@ def _input(folder: Path) -> dict[str, Any]:
     for name in ("run", "qrels"):
         path = folder / record.get("files", {}).get(name, f"{name}.trec")
         if not path.is_file():
-            raise HarnessError(f"{path} is missing (records/ keeps no TREC files): fuse runs from a runs folder "
+            raise HarnessError(f"{path} is missing (a checkout of records/ has no TREC files): fuse runs in a folder "
                                f"that holds them, or re-run {folder.name} there")
     return {**record, "config": read_json(folder / record["files"]["config"]), "_folder": str(folder)}
 

@@ -78,6 +78,6 @@ def test_bad_fusions_are_one_line_errors(tmp_path):
     (tmp_path / "runs" / a / "run.trec").unlink()
     c = record(runs, "bm25", {"q1": {"d1": 1.0}})
     code, out = fuse(a, c, "--runs-dir", runs)
-    assert code == 2 and "run.trec is missing (records/ keeps no TREC files)" in out
+    assert code == 2 and "run.trec is missing (a checkout of records/ has no TREC files)" in out
     code, out = fuse("no-such-run", c, "--runs-dir", runs)
     assert code == 2 and "no run 'no-such-run'" in out
