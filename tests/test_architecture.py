@@ -26,7 +26,8 @@ LAYERS = [
     ["harness.evaluate"],                                                                     # evaluate
     ["harness.runs", "harness.model_card"],                                                   # record
     ["harness.tables", "harness.report"],                                                     # report
-    ["harness.pipeline", "harness.references", "harness.teacher_eval", "harness.sweep", "harness.launchers",
+    ["harness.pipeline", "harness.references", "harness.fusion", "harness.teacher_eval", "harness.sweep",
+     "harness.launchers",
      "harness.tune", "harness.cli",
      "harness.__main__"],                                                                     # runners
 ]
