@@ -256,10 +256,19 @@ def tex_escape(text: str) -> str:
 # How papers write the systems; a variant keeps its parameters: "SemBridge (alpha=2.0)".
 DISPLAY_NAMES = {"sembridge": "SemBridge", "focus": "FOCUS", "wechsel": "WECHSEL", "fvt": "FVT", "ramen": "RAMEN",
                  "bridge-knn": "bridge-kNN", "bridge-omp": "bridge-OMP", "random-mvn": "random (MVN)",
-                 "bm25": "BM25", "dense-bridge": "dense bridge", "unadapted": "unadapted"}
+                 "bm25": "BM25", "bm25-lite": "BM25-lite", "dense-bridge": "dense bridge",
+                 "unadapted": "unadapted"}
+
+
+DISPLAY_LABELS = {"bm25 (analyzer=lucene)": "BM25 (Lucene)", "bm25 (analyzer=auto)": "BM25-lite"}
 
 
 def display_name(label: str) -> str:
+    if label in DISPLAY_LABELS:
+        return DISPLAY_LABELS[label]
+    systems, _, how = label.rpartition(" (")
+    if " + " in systems:  # a fusion (harness.fusion): "sembridge + bm25-lite (rrf)"
+        return " + ".join(display_name(s) for s in systems.split(" + ")) + f" ({how.rstrip(')').upper()})"
     head, sep, rest = label.partition(" ")
     return DISPLAY_NAMES.get(head, head) + sep + rest
 

@@ -483,3 +483,16 @@ def test_a_value_that_changes_only_with_the_column_is_no_variant(tmp_path):
     build_leaderboard(runs_dir, tmp_path / "out", name="lb", metrics=("ndcg@10",), n_resamples=200)
     _, rows = md_table_rows((tmp_path / "out" / "lb.md").read_text(), "nDCG@10")
     assert {"sembridge (tokenizer.recipe=unigram)", "sembridge (tokenizer.recipe=wordpiece-seg)"} <= set(rows)
+
+
+@pytest.mark.parametrize("label, shown", [
+    ("sembridge (alpha=2)", "SemBridge (alpha=2)"),
+    ("bm25 (analyzer=lucene)", "BM25 (Lucene)"),
+    ("bm25 (analyzer=auto)", "BM25-lite"),
+    ("sembridge + bm25 (rrf)", "SemBridge + BM25 (RRF)"),  # a fusion row (harness fuse)
+    ("random-mvn", "random (MVN)"),
+])
+def test_tex_display_names(label, shown):
+    from harness.report import display_name
+
+    assert display_name(label) == shown
