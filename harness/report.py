@@ -391,11 +391,18 @@ COLUMN_INCHES, PAGE_INCHES = 3.3, 6.9  # one column / the text width of a two-co
 # Okabe & Ito's colour-blind-safe palette
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
 HATCHES = ("", "////", "....", "xxxx")
+LINES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))  # (line style, marker)
 
 
 def color_map(labels: Iterable[str]) -> dict[str, str]:
     """One fixed colour per system across all plots (a colour-blind-safe palette, by sorted label)."""
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(sorted(set(labels)))}
+
+
+def repeat_of(label: str, colors: dict[str, str]) -> int:
+    """How many times the palette had gone round before ``label``'s colour: past 8 systems colours repeat,
+    so bars add a hatch and lines a dash pattern and marker of this index."""
+    return sorted(colors).index(label) // len(PALETTE)
 
 
 def convergence_plots(entries: list[Entry], metric: str, out_dir: Path, name: str,
@@ -408,7 +415,9 @@ def convergence_plots(entries: list[Entry], metric: str, out_dir: Path, name: st
         fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(PAGE_INCHES, 2.6))
         for label in sorted(systems):
             points = mean_curve(systems[label], metric)
-            style = dict(marker="o", markersize=2, linewidth=1, label=display_name(label), color=colors[label])
+            dash, marker = LINES[repeat_of(label, colors) % len(LINES)]
+            style = dict(marker=marker, linestyle=dash, markersize=2, linewidth=1, label=display_name(label),
+                         color=colors[label])
             low, high = [p[2] - p[3] for p in points], [p[2] + p[3] for p in points]
             for axis, x in ((by_step, [p[0] for p in points]), (by_time, [p[1] for p in points])):
                 axis.plot(x, [p[2] for p in points], **style)
@@ -438,7 +447,7 @@ def zero_shot_bars(table: Table, out_dir: Path, name: str, colors: dict[str, str
     width = 0.8 / len(rows)
     for i, row in enumerate(rows):
         cells = [table.cells.get((row, c)) for c in columns]
-        hatch = HATCHES[(sorted(colors).index(row) // len(PALETTE)) % len(HATCHES)]  # past 8 systems colours repeat
+        hatch = HATCHES[repeat_of(row, colors) % len(HATCHES)]
         ax.bar([j + i * width for j in range(len(columns))], [c.mean if c else 0.0 for c in cells], width,
                hatch=hatch,
                yerr=[(c.sd or 0.0) if c else 0.0 for c in cells], label=display_name(row), capsize=1.5,

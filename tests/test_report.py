@@ -496,3 +496,14 @@ def test_tex_display_names(label, shown):
     from harness.report import display_name
 
     assert display_name(label) == shown
+
+
+def test_past_eight_systems_lines_differ_by_dash_and_marker():
+    """Colours repeat after the palette's 8: a repeated colour gets another dash pattern and marker, so no
+    two of up to 32 systems look alike in a convergence plot (FOCUS and SemBridge once shared a blue)."""
+    from harness.report import LINES, color_map, repeat_of
+
+    labels = [f"system {i:02d}" for i in range(18)]
+    colors = color_map(labels)
+    looks = {(colors[label], LINES[repeat_of(label, colors) % len(LINES)]) for label in labels}
+    assert len(looks) == len(labels) and len(set(colors.values())) == 8
