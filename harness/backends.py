@@ -6,10 +6,10 @@
   from ``exact`` only where quantization reorders or ties documents. Needs the ``lucene`` extra.
 - ``seismic``: Seismic (PyPI ``pyseismic-lsr``; Bruch et al., SIGIR 2024), approximate search that
   prunes posting lists into blocks with summaries and skips blocks; its knobs are ``SEISMIC_BUILD`` and
-  ``SEISMIC_SEARCH`` below (seismic's own defaults for MS MARCO scale), each set by the run's ``eval.seismic``. Its index build clusters
-  with random k-means and documents no seed; three builds of the same vectors ranked identically in
-  a check here (with aggressive pruning, where a different clustering would show). Needs the
-  ``scale`` extra.
+  ``SEISMIC_SEARCH`` below (seismic's own defaults for MS MARCO scale), each set by the run's
+  ``eval.seismic``. Its index build clusters with random k-means and documents no seed; three builds
+  of the same vectors ranked identically in a check here (with aggressive pruning, where a different
+  clustering would show). Needs the ``scale`` extra.
 
 Every backend returns ``{qid: {docid: score}}`` in rank order (score desc, then doc id asc), every query
 present, plus a dict of information about the engine and its seconds.
@@ -65,9 +65,8 @@ def check_seismic_options(options: dict[str, Any]) -> None:
             raise HarnessError(f"eval.seismic: {key} must be a number > 0, got {value!r}")
 
 
-def preflight(backend: str, seismic_options: dict[str, Any] | None = None) -> None:
-    """Fail before any encoding when the backend's packages are missing or its settings wrong (starts nothing)."""
-    check_seismic_options(seismic_options or {})
+def preflight(backend: str) -> None:
+    """Fail before any encoding when the backend's packages are missing (starts nothing)."""
     if backend == "lucene-impact":
         from harness.lucene import preflight_parts
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness.references import LUCENE
 from harness.runs import RunDir, write_record
+from harness.tables import REFERENCE_METHODS
 from harness.util import Echo, HarnessError, read_json, stage
 
 FUSIONS = ("rrf",)
@@ -69,7 +71,7 @@ def fused_config(records: list[dict[str, Any]], method: str, k: int) -> dict[str
         values = {r[key] for r in records}
         if len(values) > 1:
             raise HarnessError(f"fuse runs of one collection: the inputs differ in {key} ({', '.join(sorted(values))})")
-    learned = [r for r in records if r["method"] not in ("bm25", "dense-bridge", "eval")] or records
+    learned = [r for r in records if r["method"] not in REFERENCE_METHODS] or records
     config = first["config"]
     params = {"fusion": method, "k": k, "systems": [system_name(r) for r in records]}
     return {"method": "fusion", "method_params": params,
@@ -81,7 +83,7 @@ def fused_config(records: list[dict[str, Any]], method: str, k: int) -> dict[str
 
 def system_name(record: dict[str, Any]) -> str:
     """What a leaderboard calls an input: its method; Lucene's BM25 "bm25", the harness's own "bm25-lite"."""
-    if record["method"] == "bm25" and record.get("method_params", {}).get("analyzer") != "lucene":
+    if record["method"] == "bm25" and record.get("method_params", {}).get("analyzer") != LUCENE:
         return "bm25-lite"
     return record["method"]
 

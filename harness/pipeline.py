@@ -63,12 +63,12 @@ def check_run_values(runs: list[dict[str, Any]], runs_dir: str | Path | None = N
 
     for metrics in dict.fromkeys(tuple(r["eval.metrics"]) for r in runs):
         check_metrics(list(metrics))
-    from harness.backends import preflight as backend_preflight
+    from harness.backends import check_seismic_options, preflight as backend_preflight
 
     for backend in dict.fromkeys(run_value(r, "eval.backend") for r in runs):
         backend_preflight(backend)  # its packages (and Java), before any model is adapted
     for run in runs:
-        backend_preflight("exact", run_value(run, "eval.seismic"))  # its settings, whatever the backend
+        check_seismic_options(run_value(run, "eval.seismic"))  # checked whatever the backend
     check_pocket_teacher(runs)
     if runs_dir is not None:
         check_runs_dir(runs_dir)
@@ -77,10 +77,10 @@ def check_run_values(runs: list[dict[str, Any]], runs_dir: str | Path | None = N
 def check_pocket_teacher(runs: list[dict[str, Any]]) -> None:
     """qg-distill with the pocket teacher needs LibreOffice help training pairs in the run's language
     (the teacher itself is trained on demand, offline)."""
-    from harness.teacher import POCKET_TEACHER, check_lang
+    from harness.teacher import POCKET_TEACHER, check_lang, uses_pocket_teacher
 
     for run in runs:
-        if run.get("train.objective") == "qg-distill" and run.get("train.teacher") == POCKET_TEACHER:
+        if uses_pocket_teacher(run):
             try:
                 check_lang(run["lang"])
             except HarnessError as err:

@@ -234,7 +234,8 @@ def run_cells(cells: list[Cell], *, runs_dir: str, workers: int | None = 1, echo
         record_failure(folder, cell.run, cell.error)
         _note(summary, cell, (folder.id, "failed", cell.error), echo)
     todo = cheap_first([c for c in cells if not c.error])
-    _preflight([c.run for c in todo if RunDir.for_config(runs_dir, c.run).recorded() is None])
+    pending = [c.run for c in todo if RunDir.for_config(runs_dir, c.run).recorded() is None]
+    _preflight(pending)
     if summary.failed and fail_fast:
         summary.stopped_early = True
         return summary
@@ -246,7 +247,7 @@ def run_cells(cells: list[Cell], *, runs_dir: str, workers: int | None = 1, echo
         else:
             runner = _run_serial if (workers or 1) <= 1 else _run_parallel
             if runner is _run_parallel:
-                prepare_teachers([c.run for c in todo if RunDir.for_config(runs_dir, c.run).recorded() is None], echo)
+                prepare_teachers(pending, echo)
             with _drain_on_sigusr1(summary, echo):
                 runner(todo, runs_dir, workers or 1, echo, fail_fast, summary, bar, save_model)
     echo(summary.line())
@@ -289,11 +290,9 @@ def prepare_teachers(runs: list[dict[str, Any]], echo: Echo) -> None:
     """Train the pocket query generators that qg-distill cells will need, here, with every core, before the
     pool starts: in a cell it would train on that worker's share of the cores while the cells of the
     same language on other workers wait for it."""
-    from harness.teacher import POCKET_TEACHER, pocket_teacher_dir
+    from harness.teacher import pocket_teacher_dir, uses_pocket_teacher
 
-    langs = dict.fromkeys(r["lang"] for r in runs
-                          if r.get("train.objective") == "qg-distill" and r.get("train.teacher") == POCKET_TEACHER)
-    for lang in langs:
+    for lang in dict.fromkeys(r["lang"] for r in runs if uses_pocket_teacher(r)):
         echo(f"pocket query generator ({lang}): {pocket_teacher_dir(lang)}")
 
 
@@ -370,7 +369,8 @@ def _run_parallel(cells: list[Cell], runs_dir: str, workers: int, echo: Echo, fa
             return
         suspects, queue = _pool_round(queue, runs_dir, workers, note, save_model, lambda: summary.draining)
         for cell in suspects:
-            if _pool_round([cell], runs_dir, 1, note, save_model, lambda: False)[0]:  # it killed a worker on its own too
+            alone = _pool_round([cell], runs_dir, 1, note, save_model, lambda: False)
+            if alone[0]:  # it killed a worker on its own too
                 message = "worker crashed: the process running this cell died (killed, e.g. out of memory)"
                 folder = RunDir.for_config(runs_dir, cell.run)
                 record_failure(folder, cell.run, message)

@@ -85,6 +85,11 @@ class TeacherSettings:
         return self
 
 
+def uses_pocket_teacher(run: dict[str, Any]) -> bool:
+    """A run config that trains qg-distill with ``pocket:query-generator`` (trained on demand per language)."""
+    return run.get("train.objective") == "qg-distill" and run.get("train.teacher") == POCKET_TEACHER
+
+
 def check_lang(lang: str) -> str:
     if lang not in LANGS:
         raise HarnessError(f"no LibreOffice help training pairs for language '{lang}'; languages: {', '.join(LANGS)}")

@@ -282,8 +282,8 @@ def bridge_weights(
     top_k_cap: if set, entmax runs over each row's top_k_cap scores only. NOT exact: the weights
         are renormalised over the cap, so rows whose support is larger than the cap change.
     k_init: how many scores per row the first top-k fetches; only affects speed.
-    batch_size: target rows per block; memory is about 2 x batch_size x n_source float32 scores
-        (on the CPU two blocks are in flight).
+    batch_size: target rows per block; memory is about batch_size x n_source float32 scores (twice
+        that on the CPU, where two blocks are in flight).
     device: where to compute ("cpu", "cuda", ...); defaults to target_vecs' device.
     return_stats: also return {"rows", "nnz", "mean_support", "rows_grown", "max_k"}, where
         rows_grown counts rows that needed more than k_init scores.
@@ -326,16 +326,17 @@ def _scored_blocks(target_vecs: torch.Tensor, source: torch.Tensor, batch_size: 
     """
     n_t, n_s = target_vecs.shape[0], source.shape[0]
     blocks = [(lo, min(lo + batch_size, n_t)) for lo in range(0, n_t, batch_size)]
-    buffers = [torch.empty(min(batch_size, n_t), n_s, device=device) for _ in range(min(2, len(blocks)))]
+    pipelined = device.type == "cpu" and len(blocks) > 1  # a GPU product is asynchronous already
+    buffers = [torch.empty(min(batch_size, n_t), n_s, device=device) for _ in range(2 if pipelined else 1)]
 
     def product(i: int) -> tuple[int, int, torch.Tensor, torch.Tensor | None]:
         lo, hi = blocks[i]
         raw = target_vecs[lo:hi].to(device)
         t = torch.nn.functional.normalize(raw.to(torch.float32), dim=1).contiguous()
         t64 = torch.nn.functional.normalize(raw.double(), dim=1) if rescore else None
-        return lo, hi, _cosine_into(buffers[i % 2][: hi - lo], t, source), t64
+        return lo, hi, _cosine_into(buffers[i % len(buffers)][: hi - lo], t, source), t64
 
-    if device.type != "cpu" or len(blocks) < 2:  # a GPU product is asynchronous already
+    if not pipelined:
         yield from (product(i) for i in range(len(blocks)))
         return
     with ThreadPoolExecutor(max_workers=1) as pool:
