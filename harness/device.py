@@ -78,7 +78,15 @@ def device_name() -> str:
 
         if torch.cuda.is_available():
             return f"cuda:{torch.cuda.get_device_name(0)}"
-    return f"cpu ({cpu_model()}, {cpu_count()} cores)"
+    return f"cpu ({cpu_model()}, {cpu_count()} cores{cpu_kernels()})"
+
+
+def cpu_kernels() -> str:
+    """``, AVX2`` / ``, AVX512``: the vector kernels torch (already imported) dispatches to. Two CPUs
+    with one model name ("AMD EPYC") differ here, and with it the rounding of every float sum."""
+    torch = sys.modules.get("torch")
+    capability = getattr(getattr(getattr(torch, "backends", None), "cpu", None), "get_cpu_capability", None)
+    return f", {capability()}" if capability else ""
 
 
 def cpu_model() -> str:
