@@ -42,3 +42,19 @@ def test_train_bench_quick_prints_every_variant():
     # the two harness steps start from the same weights, batch and dropout masks: the same first loss
     assert abs(float(table["harness before"][6]) - float(table["harness now"][6])) < 1e-4
     assert "torch.get_num_threads() = 2" in out.stdout and "fused head on" in out.stdout
+
+
+@pytest.mark.slow
+def test_init_bench_quick_prints_speed_up_and_distance_to_the_product_floor():
+    out = subprocess.run([sys.executable, "bench/init.py", "--quick", "--big", "0"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("alpha") and "speed-up" in line)
+    for line in lines[header + 2: header + 4]:  # alpha 4 and 2
+        alpha, _, loop_s, fast_s, speed_up, floor_s, of_floor, *_ = line.split()
+        assert speed_up.endswith("x") and float(speed_up[:-1]) > 1
+        # the fast path does the product and more: never below its floor, by the clock's noise at most
+        assert float(fast_s) > 0 and float(floor_s) > 0 and float(of_floor) > 0.8
+    accuracy = lines[header + 4: header + 8]
+    assert any("max|fast-exact|" in line for line in accuracy)
