@@ -510,7 +510,8 @@ def tune_cmd(config: str, runs_dir: str, out_dir: str, name: str | None, overrid
 @click.option("--runs", "runs_dir", default=RUNS_DIR, show_default=True, type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", default="leaderboards", show_default=True, type=click.Path(file_okay=False))
 @click.option("--name", default="pocket", show_default=True, help="output file stem")
-@click.option("--profile", default=None, help="only records of this profile")
+@click.option("--profile", default=None, help="only records of this profile (default: the --grid profile's; "
+              "without --grid, every record)")
 @click.option("--metric", default="ndcg@10", show_default=True, help="metric of the main table")
 @click.option("--baseline", default="random", show_default=True,
               help="method the others are tested against; or KEY=VALUE: each row against its own method's row "
@@ -538,6 +539,10 @@ def leaderboard_cmd(runs_dir: str, out_dir: str, name: str, profile: str | None,
 
     header = {"command": shlex.join(["harness", *sys.argv[1:]]), "commit": git_commit(), "machine": device_name()}
     named = click.get_current_context().get_parameter_source("baseline") is not click.core.ParameterSource.DEFAULT
+    if grid and profile is None:  # other profiles' records share the folder (e.g. records/): not this grid's
+        from harness.config import load_config
+
+        profile = load_config(grid)["profile"]
     paths = build_leaderboard(runs_dir, out_dir, name=name, metric=metric, baseline=baseline, test=test,
                               correction=correction, header=header, profile=profile,
                               controls=[c for c in controls if c], grid=grid_cells(grid, runs_dir) if grid else None,

@@ -507,3 +507,25 @@ def test_past_eight_systems_lines_differ_by_dash_and_marker():
     colors = color_map(labels)
     looks = {(colors[label], LINES[repeat_of(label, colors) % len(LINES)]) for label in labels}
     assert len(looks) == len(labels) and len(set(colors.values())) == 8
+
+
+def test_a_grid_leaderboard_reads_only_its_own_profiles_records(runs, tmp_path):
+    """Profiles share records/: `leaderboard --grid pocket` must not mix in another profile's records."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    runs_dir, systems = runs
+    other = run_config(load_config("pocket-ablations"), method="fvt", method_params={}, lang="ko", seed=0,
+                       setting="zero-shot")
+    write_run_config(runs_dir, other, systems[("random", "ko", 0)])
+
+    def systems_in(*args):
+        out = tmp_path / "out"
+        result = CliRunner().invoke(main, ["-q", "leaderboard", "--runs", str(runs_dir), "--out", str(out),
+                                           "--name", "lb", *args])
+        assert result.exit_code == 0, result.output
+        return md_table_rows((out / "lb.md").read_text(), "nDCG@10")[1]
+
+    assert "fvt" in systems_in()  # no filter: every record in the folder
+    assert "fvt" not in systems_in("--grid", "pocket") and "sembridge" in systems_in("--grid", "pocket")
