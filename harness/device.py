@@ -85,8 +85,7 @@ def cpu_kernels() -> str:
     """``, AVX2`` / ``, AVX512``: the vector kernels torch (already imported) dispatches to. Two CPUs
     with one model name ("AMD EPYC") differ here, and with it the rounding of every float sum."""
     torch = sys.modules.get("torch")
-    capability = getattr(getattr(getattr(torch, "backends", None), "cpu", None), "get_cpu_capability", None)
-    return f", {capability()}" if capability else ""
+    return f", {torch.backends.cpu.get_cpu_capability()}" if torch is not None else ""
 
 
 def cpu_model() -> str:

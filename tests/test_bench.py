@@ -46,8 +46,8 @@ def test_train_bench_quick_prints_every_variant():
 
 @pytest.mark.slow
 def test_init_bench_quick_prints_speed_up_and_distance_to_the_product_floor():
-    out = subprocess.run([sys.executable, "bench/init.py", "--quick", "--big", "0"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run([sys.executable, "bench/init.py", "--quick"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("alpha") and "speed-up" in line)
