@@ -6,7 +6,7 @@ since the last translation falls back to English in the built page. So a "ja" pa
 English. Per collection this prints the share of body lines (over 20 characters) without a character
 of the target script, and the share of pages whose every such line is translated. Then, per language,
 queries are split by whether their relevant page is mostly translated (at least half of its lines),
-mostly English, or has no body text at all (a topic page whose body is only links: no system finds it),
+mostly English, or has no body text (a topic page: an empty body or a few headings; no system finds it),
 and each system's mean nDCG@10 (from records/, seeds averaged) is printed per part, with a paired
 randomization test of SemBridge vs BM25 in each part (Holm over the parts printed).
 
