@@ -25,46 +25,49 @@ from harness.stats import adjust, run_test  # noqa: E402
 from harness.tables import load_records  # noqa: E402
 from scripts.pocket_ft_vs_bm25 import scores  # noqa: E402
 
-SCRIPTS = {"ko": "\uac00-\ud7af", "ja": "\u3040-\u30ff\u4e00-\u9fff", "zh": "\u4e00-\u9fff", "ru": "\u0400-\u04ff"}
+SCRIPTS = {lang: re.compile(f"[{chars}]") for lang, chars in
+           {"ko": "\uac00-\ud7af", "ja": "\u3040-\u30ff\u4e00-\u9fff", "zh": "\u4e00-\u9fff",
+            "ru": "\u0400-\u04ff"}.items()}
 MIN_LINE = 20  # shorter lines are mostly menu paths, key names and code
+
+
+def long_lines(text: str) -> list[str]:
+    return [line for line in text.split("\n") if len(line.strip()) > MIN_LINE]
 
 
 def translated_share(text: str, lang: str) -> float | None:
     """Share of the text's long lines holding at least one character of the language's script."""
-    script = re.compile(f"[{SCRIPTS[lang]}]")
-    lines = [line for line in text.split("\n") if len(line.strip()) > MIN_LINE]
-    return sum(bool(script.search(line)) for line in lines) / len(lines) if lines else None
+    lines = long_lines(text)
+    return sum(bool(SCRIPTS[lang].search(line)) for line in lines) / len(lines) if lines else None
 
 
-def coverage_table() -> dict[str, dict[str, float]]:
-    """Per language: translated share of each test page (doc id -> share; None for a page without long lines)."""
-    shares = {}
-    for lang in SCRIPTS:
-        collection = load_collection(f"gnome-help-{lang}")
-        shares[lang] = {doc: translated_share(text, lang) for doc, text in collection.corpus.items()}
-        known = [s for s in shares[lang].values() if s is not None]
-        lines = [line for text in collection.corpus.values() for line in text.split("\n") if len(line.strip()) > MIN_LINE]
-        untranslated = sum(translated_share(line, lang) == 0 for line in lines) / len(lines)
-        print(f"gnome-help-{lang}: {len(collection.corpus)} pages, {untranslated:.2f} of long lines untranslated, "
-              f"{sum(s == 1 for s in known) / len(known):.2f} of pages fully translated, "
-              f"{sum(s >= 0.5 for s in known) / len(known):.2f} mostly translated, "
-              f"{len(shares[lang]) - len(known)} without a line over {MIN_LINE} characters")
-    return shares
+def coverage(lang: str) -> tuple[dict[str, float | None], dict[str, dict[str, int]]]:
+    """Print the language's coverage line; return each page's translated share (None: no long line) and the qrels."""
+    collection = load_collection(f"gnome-help-{lang}")
+    shares = {doc: translated_share(text, lang) for doc, text in collection.corpus.items()}
+    known = [s for s in shares.values() if s is not None]
+    lines = [line for text in collection.corpus.values() for line in long_lines(text)]
+    untranslated = sum(not SCRIPTS[lang].search(line) for line in lines) / len(lines)
+    print(f"gnome-help-{lang}: {len(shares)} pages, {untranslated:.2f} of long lines untranslated, "
+          f"{sum(s == 1 for s in known) / len(known):.2f} of pages fully translated, "
+          f"{sum(s >= 0.5 for s in known) / len(known):.2f} mostly translated, "
+          f"{len(shares) - len(known)} without a line over {MIN_LINE} characters")
+    return shares, collection.qrels
 
 
 def main() -> None:
-    shares = coverage_table()
+    collections = {lang: coverage(lang) for lang in SCRIPTS}
     entries = load_records(ROOT / "records", profile="pocket").entries
     tests = []
-    for lang in SCRIPTS:
-        relevant = {q: next(iter(docs)) for q, docs in load_collection(f"gnome-help-{lang}").qrels.items()}
+    for lang, (shares, qrels) in collections.items():
+        relevant = {q: next(iter(docs)) for q, docs in qrels.items()}
         systems = {"bm25": scores(entries, lang, "bm25", "zero-shot", analyzer="lucene"),
                    "sembridge": scores(entries, lang, "sembridge", "fine-tuned"),
                    "random": scores(entries, lang, "random", "fine-tuned")}
         for part, keep in (("mostly translated", lambda s: s is not None and s >= 0.5),
                            ("mostly English", lambda s: s is not None and s < 0.5),
                            ("no body text", lambda s: s is None)):
-            queries = [q for q, doc in relevant.items() if keep(shares[lang].get(doc))]
+            queries = [q for q, doc in relevant.items() if keep(shares.get(doc))]
             if not queries:
                 continue
             means = {name: sum(s[q] for q in queries) / len(queries) for name, s in systems.items() if s}
